@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * x86 common code and the hardware backend interface.
+ *
+ * A backend (svm.c; vmx.c later) implements struct kestrel_backend_ops and
+ * touches only hardware state: the VMCB/VMCS, VMRUN/VMLAUNCH, per-CPU
+ * enable, TLB tags.  It reports each exit as a struct kestrel_x86_exit in
+ * architectural terms; x86.c interprets exits (CPUID, I/O, MSRs, control
+ * and debug registers, nested page faults), validates state coming from
+ * userspace, and decodes instructions where the hardware does not tell.
+ */
+#ifndef KESTREL_X86_H
+#define KESTREL_X86_H
+
+#include <asm/trapnr.h>
+
+#include "kestrel.h"
+
+enum kestrel_x86_exit_reason {
+	X86_EXIT_NONE,		/* nothing to do (interrupt, NMI): re-enter */
+	X86_EXIT_CPUID,
+	X86_EXIT_HLT,
+	X86_EXIT_IO,
+	X86_EXIT_RDMSR,
+	X86_EXIT_WRMSR,
+	X86_EXIT_CR_WRITE,	/* cr: which register */
+	X86_EXIT_DR_ACCESS,
+	X86_EXIT_NPF,		/* nested page fault */
+	X86_EXIT_SHUTDOWN,
+	X86_EXIT_UD,		/* inject #UD (instructions we do not offer) */
+	X86_EXIT_GP,		/* inject #GP(0) */
+	X86_EXIT_SKIP,		/* treat the instruction as a no-op */
+	X86_EXIT_ENTRY_FAILED,
+	X86_EXIT_EVENT_DELIVERY,
+	X86_EXIT_UNHANDLED,
+};
+
+struct kestrel_x86_exit {
+	enum kestrel_x86_exit_reason reason;
+	/* Raw hardware words, for internal-error reports. */
+	u64	code, info1, info2, int_info;
+	/* Length of the exiting instruction; 0: unknown, decode it. */
+	u8	insn_len;
+	union {
+		struct {
+			u16  port;
+			u8   size;
+			bool in, string, rep;
+		} io;
+		struct {
+			u64  gpa;
+			u64  error;	/* x86 #PF-style error code */
+		} npf;
+		struct {
+			u8   cr;
+		} cr;
+	};
+};
+
+/* Segment register indexes for get_seg/set_seg. */
+enum kestrel_seg {
+	KSEG_ES, KSEG_CS, KSEG_SS, KSEG_DS, KSEG_FS, KSEG_GS, KSEG_TR, KSEG_LDTR,
+};
+
+struct kestrel_backend_ops {
+	const char *name;
+	u32	backend_id;			/* KESTREL_BACKEND_* */
+
+	/* Load time: is the hardware usable?  Explains itself on failure. */
+	int	(*probe)(void);
+	int	(*hardware_setup)(void);	/* global tables */
+	void	(*hardware_unsetup)(void);
+	unsigned int (*nr_asids)(void);
+
+	/* This CPU, with interrupts off.  -EBUSY: another hypervisor. */
+	int	(*cpu_enable)(void);
+	void	(*cpu_disable)(void);
+
+	int	(*vcpu_create)(struct kestrel_vcpu *vcpu);
+	void	(*vcpu_free)(struct kestrel_vcpu *vcpu);
+	/* Power-on state: what the CPU holds after RESET. */
+	void	(*vcpu_reset)(struct kestrel_vcpu *vcpu);
+
+	/* Special registers; set_sregs gets state x86.c has validated. */
+	void	(*get_sregs)(struct kestrel_vcpu *vcpu, struct kestrel_sregs *s);
+	void	(*set_sregs)(struct kestrel_vcpu *vcpu,
+			     const struct kestrel_sregs *s);
+	u64	(*get_cr)(struct kestrel_vcpu *vcpu, int cr);
+	void	(*set_cr4)(struct kestrel_vcpu *vcpu, u64 val);
+	u64	(*get_efer)(struct kestrel_vcpu *vcpu);
+	void	(*set_efer)(struct kestrel_vcpu *vcpu, u64 val);
+	u64	(*get_pat)(struct kestrel_vcpu *vcpu);
+	void	(*set_pat)(struct kestrel_vcpu *vcpu, u64 val);
+	void	(*get_seg)(struct kestrel_vcpu *vcpu, int seg,
+			   struct kestrel_segment *out);
+
+	/* Nested page-table entry formats (NPT and EPT differ). */
+	u64	(*npt_table_entry)(phys_addr_t table);
+	u64	(*npt_leaf_entry)(phys_addr_t page, bool writable);
+
+	/*
+	 * Enter the guest once with the registers in vcpu->arch, deliver a
+	 * pending exception, and describe the exit.  Called with preemption
+	 * enabled; the backend disables what it must around entry.
+	 */
+	void	(*run)(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit);
+};
+
+extern const struct kestrel_backend_ops *kestrel_backend;
+extern const struct kestrel_backend_ops kestrel_svm_ops;
+
+/* x86.c */
+void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
+				 bool has_error, u32 error);
+int kestrel_x86_guest_mode_bits(struct kestrel_vcpu *vcpu);
+
+/* cpuid.c */
+int kestrel_cpuid_init(void);
+void kestrel_cpuid_exit(void);
+void kestrel_cpuid_default(struct kestrel_vcpu *vcpu);
+long kestrel_cpuid_get_supported(struct kestrel_cpuid __user *uarg);
+long kestrel_cpuid_set(struct kestrel_vcpu *vcpu,
+		       struct kestrel_cpuid __user *uarg);
+long kestrel_cpuid_get(struct kestrel_vcpu *vcpu,
+		       struct kestrel_cpuid __user *uarg);
+void kestrel_cpuid_emulate(struct kestrel_vcpu *vcpu);
+extern bool kestrel_host_has_nx, kestrel_host_has_fsgsbase,
+	    kestrel_host_has_smep, kestrel_host_has_smap;
+extern unsigned int kestrel_host_phys_bits;
+
+/* npt.c */
+int kestrel_npt_init(struct kestrel_vm *vm);
+void kestrel_npt_destroy(struct kestrel_vm *vm);
+int kestrel_npt_fault(struct kestrel_vcpu *vcpu, u64 gpa, u64 error);
+void kestrel_npt_unmap(struct kestrel_vm *vm, u64 gpa, u64 size);
+phys_addr_t kestrel_npt_root_pa(struct kestrel_vm *vm);
+
+/* decode.c: just enough x86 decoding to step over and read operands. */
+struct kestrel_insn {
+	u8	len;
+	u8	opcode;		/* last opcode byte */
+	u8	map;		/* 0: one-byte, 1: 0F xx, 2: 0F 01 group */
+	u8	modrm;
+	bool	has_modrm;
+	u8	rex;
+	bool	opsize, adsize, rep, repne, lock;
+};
+int kestrel_decode(const u8 *bytes, int avail, int mode_bits,
+		   struct kestrel_insn *insn);
+
+#endif

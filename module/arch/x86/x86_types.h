@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * x86 state embedded in the core's VM and vCPU objects.  All of it is
+ * guarded by the lock the core names for the containing object: per-vCPU
+ * state by vcpu->mutex, the nested page table by vm->mmu_lock.
+ */
+#ifndef KESTREL_X86_TYPES_H
+#define KESTREL_X86_TYPES_H
+
+#include <linux/types.h>
+#include <linux/kestrel.h>
+
+#define KESTREL_MAX_CPUID	256
+
+enum kestrel_reg {
+	KREG_RAX, KREG_RCX, KREG_RDX, KREG_RBX,
+	KREG_RSP, KREG_RBP, KREG_RSI, KREG_RDI,
+	KREG_R8, KREG_R9, KREG_R10, KREG_R11,
+	KREG_R12, KREG_R13, KREG_R14, KREG_R15,
+	KREG_NR
+};
+
+struct kestrel_arch_vm {
+	/* Nested page table (vm->mmu_lock). */
+	u64		*npt_root;	/* top-level table, kernel VA */
+	int		npt_levels;	/* 4 or 5, as the host pages */
+	u64		npt_pages;	/* table pages allocated */
+	u64		mapped_4k;	/* leaf entries present */
+	/* Bumped after entries are removed; vCPUs compare on entry. */
+	atomic_t	tlb_gen;
+};
+
+/* An exception the next entry must deliver. */
+struct kestrel_x86_event {
+	bool	pending;
+	bool	has_error;
+	u8	vector;
+	u32	error;
+};
+
+struct kestrel_arch_vcpu {
+	/*
+	 * Canonical general registers between exits.  The backend moves the
+	 * ones its hardware keeps elsewhere (SVM: RAX, RSP in the VMCB) in
+	 * and out around each entry.
+	 */
+	unsigned long	regs[KREG_NR];
+	unsigned long	rip;
+	unsigned long	rflags;
+
+	/* Virtual debug registers: guests may not touch the real ones. */
+	unsigned long	db[4];
+	unsigned long	dr6, dr7;
+
+	struct kestrel_x86_event exception;
+
+	u64		apic_base;	/* MSR value; no APIC behind it yet */
+
+	/* The guest's own TLB must go (emulated CR4 write): new tag. */
+	bool		tlb_flush_pending;
+
+	/* Port-I/O IN waiting for userspace's data (size in bytes, 0: none). */
+	u8		pio_in_size;
+
+	/* Seen by the TLB logic of the backend. */
+	int		tlb_gen;
+
+	/* Legacy x87/SSE state of the guest (FXSAVE image). */
+	void		*fxsave;
+
+	int		nr_cpuid;
+	struct kestrel_cpuid_entry *cpuid;	/* KESTREL_MAX_CPUID entries */
+
+	void		*backend;	/* backend's per-vCPU state */
+};
+
+#endif

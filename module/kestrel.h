@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Kestrel core: VM and vCPU objects, their lifetimes and locks.
+ *
+ * The core is arch-independent.  It owns file descriptors, reference counts,
+ * copies from userspace, memory slots and the run loop's host-side duties
+ * (signals, rescheduling).  Everything about guest CPU state is behind the
+ * kestrel_arch_*() interface, implemented in module/arch/<arch>/, which in
+ * turn drives one hardware backend chosen at load (see arch/x86/x86.h).
+ *
+ * Lock order (outer first):
+ *   kestrel_lock (global) -> vm->lock -> vcpu->mutex -> vm->mmu_lock
+ */
+#ifndef KESTREL_H
+#define KESTREL_H
+
+#include <linux/types.h>
+#include <linux/kref.h>
+#include <linux/mutex.h>
+#include <linux/list.h>
+#include <linux/mm_types.h>
+#include <linux/sched.h>
+#include <linux/kestrel.h>
+
+#include "arch.h"
+
+#define KESTREL_MAX_VCPUS	64
+#define KESTREL_NR_MEMSLOTS	32
+#define KESTREL_GPA_BITS	48	/* guest-physical space we map */
+
+#define kestrel_err(fmt, ...)	pr_err("kestrel: " fmt, ##__VA_ARGS__)
+#define kestrel_warn(fmt, ...)	pr_warn("kestrel: " fmt, ##__VA_ARGS__)
+#define kestrel_info(fmt, ...)	pr_info("kestrel: " fmt, ##__VA_ARGS__)
+
+/*
+ * A guest-physical range backed by the VM owner's memory.  Immutable once
+ * published: a change is a delete followed by an insert.
+ */
+struct kestrel_memslot {
+	u64 gpa;		/* page aligned */
+	u64 size;		/* bytes, page aligned; 0: slot unused */
+	unsigned long hva;	/* userspace address of gpa */
+};
+
+struct kestrel_vm {
+	struct kref		ref;		/* VM fd and each vCPU hold one */
+	struct mm_struct	*mm;		/* owner's mm, mmgrab()ed */
+	pid_t			owner_pid;	/* tgid of the creator */
+	char			name[KESTREL_VM_NAME_LEN];
+	u64			created_ns;	/* ktime_get_real_ns() */
+	struct list_head	node;		/* on kestrel_vms: kestrel_lock */
+
+	/*
+	 * vm->lock serialises vCPU creation.  vcpus[] entries are published
+	 * once (smp_store_release) and freed only with the VM, so readers
+	 * may use smp_load_acquire() without the lock.
+	 */
+	struct mutex		lock;
+	struct kestrel_vcpu	*vcpus[KESTREL_MAX_VCPUS];
+	unsigned int		nr_vcpus;
+
+	/*
+	 * vm->mmu_lock guards slots[] and the nested page tables in arch.
+	 * Writers of slots[] hold it; the fault path reads under it.
+	 */
+	struct mutex		mmu_lock;
+	struct kestrel_memslot	slots[KESTREL_NR_MEMSLOTS];
+
+	struct kestrel_arch_vm	arch;
+};
+
+/* vcpu->mode: where the vCPU thread is, for remote TLB-flush kicks. */
+enum {
+	KESTREL_OUTSIDE_GUEST,
+	KESTREL_IN_GUEST,
+};
+
+struct kestrel_vcpu {
+	struct kestrel_vm	*vm;		/* holds a reference */
+	unsigned int		id;
+	struct kestrel_run	*run;		/* shared page, mmap()ed */
+
+	/* vcpu->mutex serialises every ioctl on this vCPU. */
+	struct mutex		mutex;
+
+	/* Written by the vCPU thread only; read locklessly by kickers. */
+	int			mode;
+	int			cpu;		/* host CPU last run on, or -1 */
+
+	/* Arch state: touched only under vcpu->mutex. */
+	struct kestrel_arch_vcpu arch;
+};
+
+/* main.c */
+int kestrel_virt_get(void);
+void kestrel_virt_put(void);
+
+/* vm.c */
+int kestrel_create_vm(struct kestrel_create_vm __user *uarg);
+void kestrel_vm_put(struct kestrel_vm *vm);
+bool kestrel_vm_owned_by_current(struct kestrel_vm *vm);
+void kestrel_vm_kick_all(struct kestrel_vm *vm);
+
+/* vcpu.c */
+int kestrel_create_vcpu(struct kestrel_vm *vm, unsigned long id);
+void kestrel_vcpus_destroy(struct kestrel_vm *vm);
+
+/* memslot.c */
+int kestrel_set_memory_region(struct kestrel_vm *vm,
+			      const struct kestrel_memory_region *mr);
+struct kestrel_memslot *kestrel_gpa_to_slot(struct kestrel_vm *vm, u64 gpa);
+int kestrel_read_guest(struct kestrel_vm *vm, u64 gpa, void *buf, size_t len);
+void kestrel_memslots_destroy(struct kestrel_vm *vm);
+
+/* Arch interface: implemented once per arch in module/arch/<arch>/. */
+int kestrel_arch_init(void);
+void kestrel_arch_exit(void);
+int kestrel_arch_cpu_enable(void);		/* this CPU, irqs off */
+void kestrel_arch_cpu_disable(void);
+long kestrel_arch_check_cap(unsigned long cap);
+long kestrel_arch_dev_ioctl(unsigned int ioctl, unsigned long arg);
+int kestrel_arch_vm_init(struct kestrel_vm *vm);
+void kestrel_arch_vm_destroy(struct kestrel_vm *vm);
+void kestrel_arch_unmap_range(struct kestrel_vm *vm, u64 gpa, u64 size);
+int kestrel_arch_vcpu_init(struct kestrel_vcpu *vcpu);
+void kestrel_arch_vcpu_destroy(struct kestrel_vcpu *vcpu);
+long kestrel_arch_vcpu_ioctl(struct kestrel_vcpu *vcpu, unsigned int ioctl,
+			     unsigned long arg);
+void kestrel_arch_vcpu_complete_userspace_exit(struct kestrel_vcpu *vcpu);
+/* Enter the guest once; 0: go again, 1: exit to userspace, <0: error. */
+int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu);
+
+#endif /* KESTREL_H */

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vCPU objects, the vCPU file descriptor and the run loop.
+ *
+ * A vCPU is the host thread calling KESTREL_RUN: the host scheduler runs
+ * it, and the loop below gives the host its due on every trip (signals,
+ * need_resched).  A vCPU object lives until its VM is freed, so the VM can
+ * walk vcpus[] without locks; closing a vCPU fd drops its VM reference.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "kestrel.h"
+
+static int kestrel_vcpu_run(struct kestrel_vcpu *vcpu)
+{
+	struct kestrel_run *run = vcpu->run;
+	int r;
+
+	run->exit_reason = KESTREL_EXIT_UNKNOWN;
+	kestrel_arch_vcpu_complete_userspace_exit(vcpu);
+
+	if (READ_ONCE(run->immediate_exit)) {
+		r = -EINTR;
+		goto out_intr;
+	}
+
+	for (;;) {
+		if (signal_pending(current)) {
+			r = -EINTR;
+			goto out_intr;
+		}
+		cond_resched();
+
+		r = kestrel_arch_vcpu_run_once(vcpu);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			return 0;
+	}
+
+out_intr:
+	run->exit_reason = KESTREL_EXIT_INTR;
+	return r;
+}
+
+static long kestrel_vcpu_ioctl(struct file *filp, unsigned int ioctl,
+			       unsigned long arg)
+{
+	struct kestrel_vcpu *vcpu = filp->private_data;
+	long r;
+
+	if (!kestrel_vm_owned_by_current(vcpu->vm))
+		return -EIO;
+
+	if (mutex_lock_killable(&vcpu->mutex))
+		return -EINTR;
+	switch (ioctl) {
+	case KESTREL_RUN:
+		r = arg ? -EINVAL : kestrel_vcpu_run(vcpu);
+		vcpu->run->exit_count++;
+		break;
+	default:
+		r = kestrel_arch_vcpu_ioctl(vcpu, ioctl, arg);
+		break;
+	}
+	mutex_unlock(&vcpu->mutex);
+	return r;
+}
+
+static vm_fault_t kestrel_vcpu_fault(struct vm_fault *vmf)
+{
+	struct kestrel_vcpu *vcpu = vmf->vma->vm_file->private_data;
+	struct page *page;
+
+	if (vmf->pgoff != 0)
+		return VM_FAULT_SIGBUS;
+	page = virt_to_page(vcpu->run);
+	get_page(page);
+	vmf->page = page;
+	return 0;
+}
+
+static const struct vm_operations_struct kestrel_vcpu_vm_ops = {
+	.fault = kestrel_vcpu_fault,
+};
+
+static int kestrel_vcpu_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	if (vma->vm_pgoff != 0 || vma->vm_end - vma->vm_start > PAGE_SIZE)
+		return -EINVAL;
+#ifdef KESTREL_HAVE_VM_FLAGS_SET
+	vm_flags_set(vma, VM_DONTEXPAND);
+#else
+	vma->vm_flags |= VM_DONTEXPAND;
+#endif
+	vma->vm_ops = &kestrel_vcpu_vm_ops;
+	return 0;
+}
+
+static int kestrel_vcpu_release(struct inode *inode, struct file *filp)
+{
+	struct kestrel_vcpu *vcpu = filp->private_data;
+
+	kestrel_vm_put(vcpu->vm);
+	return 0;
+}
+
+static const struct file_operations kestrel_vcpu_fops = {
+	.owner		= THIS_MODULE,
+	.release	= kestrel_vcpu_release,
+	.unlocked_ioctl	= kestrel_vcpu_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.mmap		= kestrel_vcpu_mmap,
+	.llseek		= noop_llseek,
+};
+
+static void kestrel_vcpu_free(struct kestrel_vcpu *vcpu)
+{
+	kestrel_arch_vcpu_destroy(vcpu);
+	free_page((unsigned long)vcpu->run);
+	kfree(vcpu);
+}
+
+int kestrel_create_vcpu(struct kestrel_vm *vm, unsigned long id)
+{
+	struct kestrel_vcpu *vcpu;
+	int r, fd;
+
+	if (id >= KESTREL_MAX_VCPUS)
+		return -EINVAL;
+
+	vcpu = kzalloc(sizeof(*vcpu), GFP_KERNEL_ACCOUNT);
+	if (!vcpu)
+		return -ENOMEM;
+	vcpu->vm = vm;
+	vcpu->id = id;
+	vcpu->cpu = -1;
+	vcpu->mode = KESTREL_OUTSIDE_GUEST;
+	mutex_init(&vcpu->mutex);
+	vcpu->run = (void *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
+	if (!vcpu->run) {
+		kfree(vcpu);
+		return -ENOMEM;
+	}
+
+	r = kestrel_arch_vcpu_init(vcpu);
+	if (r) {
+		free_page((unsigned long)vcpu->run);
+		kfree(vcpu);
+		return r;
+	}
+
+	mutex_lock(&vm->lock);
+	if (vm->vcpus[id]) {
+		r = -EEXIST;
+		goto err_unlock;
+	}
+	/* The fd's reference; taken before the fd can be closed. */
+	kref_get(&vm->ref);
+	fd = anon_inode_getfd("kestrel-vcpu", &kestrel_vcpu_fops, vcpu,
+			      O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		r = fd;
+		kestrel_vm_put(vm);	/* not the last: the caller's VM fd */
+		goto err_unlock;
+	}
+	vm->nr_vcpus++;
+	smp_store_release(&vm->vcpus[id], vcpu);
+	mutex_unlock(&vm->lock);
+	return fd;
+
+err_unlock:
+	mutex_unlock(&vm->lock);
+	kestrel_vcpu_free(vcpu);
+	return r;
+}
+
+/* Called when the VM is freed: no fd, no thread can reach a vCPU now. */
+void kestrel_vcpus_destroy(struct kestrel_vm *vm)
+{
+	unsigned int i;
+
+	for (i = 0; i < KESTREL_MAX_VCPUS; i++) {
+		if (vm->vcpus[i])
+			kestrel_vcpu_free(vm->vcpus[i]);
+		vm->vcpus[i] = NULL;
+	}
+}

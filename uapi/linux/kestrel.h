@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * Kestrel userspace API.
+ *
+ * Three kinds of file descriptor, each with its own ioctls:
+ *   /dev/kestrel  - system: API version, capabilities, VM creation
+ *   VM fd         - guest memory and vCPU creation
+ *   vCPU fd       - registers, CPUID, RUN, and an mmap()ed struct kestrel_run
+ *
+ * Documentation/uapi.rst describes every call and the errno for each misuse.
+ * Every reserved or padding field must be zero on input; the kernel rejects
+ * anything else with EINVAL so that those fields can gain a meaning later.
+ */
+#ifndef _UAPI_LINUX_KESTREL_H
+#define _UAPI_LINUX_KESTREL_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+#define KESTREL_API_VERSION	1
+
+#define KESTREL_IO		0xCE
+
+/* ---- /dev/kestrel ------------------------------------------------------ */
+
+#define KESTREL_VM_NAME_LEN	32
+
+struct kestrel_create_vm {
+	__u32 flags;				/* none defined: must be 0 */
+	__u32 reserved;
+	char name[KESTREL_VM_NAME_LEN];		/* NUL-terminated, may be "" */
+};
+
+/* Capabilities for KESTREL_CHECK_CAP; the return value is the answer. */
+#define KESTREL_CAP_MAX_VCPUS		1	/* vCPUs per VM */
+#define KESTREL_CAP_NR_MEMSLOTS		2	/* memory slots per VM */
+#define KESTREL_CAP_BACKEND		3	/* KESTREL_BACKEND_* */
+#define KESTREL_CAP_IMMEDIATE_EXIT	4	/* 1: kestrel_run.immediate_exit */
+#define KESTREL_CAP_MAX_CPUID		5	/* entries in KESTREL_SET_CPUID */
+#define KESTREL_CAP_NR_ASIDS		6	/* hardware address-space tags */
+
+#define KESTREL_BACKEND_SVM	1
+#define KESTREL_BACKEND_VMX	2
+
+#define KESTREL_GET_API_VERSION		_IO(KESTREL_IO, 0x00)
+#define KESTREL_CREATE_VM		_IOW(KESTREL_IO, 0x01, struct kestrel_create_vm)
+#define KESTREL_CHECK_CAP		_IO(KESTREL_IO, 0x02)
+#define KESTREL_GET_VCPU_MMAP_SIZE	_IO(KESTREL_IO, 0x03)
+#define KESTREL_GET_SUPPORTED_CPUID	_IOWR(KESTREL_IO, 0x04, struct kestrel_cpuid)
+
+/* ---- VM fd ----------------------------------------------------------- */
+
+/*
+ * Guest-physical [guest_phys_addr, +memory_size) is backed by the caller's
+ * [userspace_addr, +memory_size).  memory_size == 0 deletes the slot.
+ * All three must be page aligned.  A slot may be moved or resized only by
+ * deleting it first.
+ */
+struct kestrel_memory_region {
+	__u32 slot;
+	__u32 flags;				/* none defined: must be 0 */
+	__u64 guest_phys_addr;
+	__u64 memory_size;
+	__u64 userspace_addr;
+};
+
+#define KESTREL_SET_MEMORY_REGION	_IOW(KESTREL_IO, 0x10, struct kestrel_memory_region)
+#define KESTREL_CREATE_VCPU		_IO(KESTREL_IO, 0x11)	/* arg: vCPU id */
+
+/* ---- vCPU fd --------------------------------------------------------- */
+
+struct kestrel_regs {
+	__u64 rax, rbx, rcx, rdx;
+	__u64 rsi, rdi, rsp, rbp;
+	__u64 r8, r9, r10, r11;
+	__u64 r12, r13, r14, r15;
+	__u64 rip, rflags;
+};
+
+/* A segment register, its hidden part unpacked.  Flags are 0 or 1. */
+struct kestrel_segment {
+	__u64 base;
+	__u32 limit;		/* byte granular: the expanded limit */
+	__u16 selector;
+	__u8  type;		/* 4 bits */
+	__u8  present, dpl, db, s, l, g, avl;
+	__u8  unusable;
+	__u8  padding;		/* must be 0 */
+};
+
+struct kestrel_dtable {
+	__u64 base;
+	__u16 limit;
+	__u16 padding[3];	/* must be 0 */
+};
+
+struct kestrel_sregs {
+	struct kestrel_segment cs, ds, es, fs, gs, ss;
+	struct kestrel_segment tr, ldt;
+	struct kestrel_dtable gdt, idt;
+	__u64 cr0, cr2, cr3, cr4, cr8;
+	__u64 efer;
+	__u64 apic_base;
+	__u64 reserved[4];	/* must be 0 */
+};
+
+#define KESTREL_CPUID_FLAG_SIGNIFICANT_INDEX	(1 << 0)
+
+struct kestrel_cpuid_entry {
+	__u32 function;
+	__u32 index;		/* subleaf, when SIGNIFICANT_INDEX */
+	__u32 flags;
+	__u32 eax, ebx, ecx, edx;
+	__u32 padding;		/* must be 0 */
+};
+
+struct kestrel_cpuid {
+	__u32 nent;		/* in: capacity (GET) or count (SET); out: count */
+	__u32 padding;		/* must be 0 */
+	struct kestrel_cpuid_entry entries[];
+};
+
+#define KESTREL_RUN		_IO(KESTREL_IO, 0x20)
+#define KESTREL_GET_REGS	_IOR(KESTREL_IO, 0x21, struct kestrel_regs)
+#define KESTREL_SET_REGS	_IOW(KESTREL_IO, 0x22, struct kestrel_regs)
+#define KESTREL_GET_SREGS	_IOR(KESTREL_IO, 0x23, struct kestrel_sregs)
+#define KESTREL_SET_SREGS	_IOW(KESTREL_IO, 0x24, struct kestrel_sregs)
+#define KESTREL_SET_CPUID	_IOW(KESTREL_IO, 0x25, struct kestrel_cpuid)
+#define KESTREL_GET_CPUID	_IOWR(KESTREL_IO, 0x26, struct kestrel_cpuid)
+
+/* ---- the shared run structure (mmap of the vCPU fd, offset 0) --------- */
+
+#define KESTREL_EXIT_UNKNOWN		0
+#define KESTREL_EXIT_IO			1	/* port I/O: see run->io */
+#define KESTREL_EXIT_HLT		2	/* guest executed HLT */
+#define KESTREL_EXIT_SHUTDOWN		3	/* triple fault; vCPU was reset */
+#define KESTREL_EXIT_INTERNAL_ERROR	4	/* see run->internal */
+#define KESTREL_EXIT_INTR		5	/* signal or immediate_exit: -EINTR */
+#define KESTREL_EXIT_FAIL_ENTRY		6	/* hardware refused the state */
+
+#define KESTREL_EXIT_IO_IN		0
+#define KESTREL_EXIT_IO_OUT		1
+
+/* run->internal.suberror */
+#define KESTREL_INTERNAL_UNHANDLED_EXIT	1	/* data: raw exit code, info1, info2, rip, int_info */
+#define KESTREL_INTERNAL_DECODE		2	/* data: rip, linear rip, bytes 0-7, bytes 8-15 */
+#define KESTREL_INTERNAL_UNMAPPED_GPA	3	/* data: gpa, fault code, rip */
+#define KESTREL_INTERNAL_EVENT_DELIVERY	4	/* data: raw exit code, int_info, rip */
+
+#define KESTREL_INTERNAL_NDATA		16
+
+struct kestrel_run {
+	/* in */
+	__u8 immediate_exit;	/* RUN returns -EINTR before entering */
+	__u8 padding1[7];
+
+	/* out */
+	__u32 exit_reason;
+	__u32 padding2;
+	__u64 exit_count;	/* RUN calls that returned so far */
+
+	union {
+		/*
+		 * KESTREL_EXIT_IO.  Data lives at (char *)run + data_offset,
+		 * count * size bytes.  For IN, userspace fills it in and the
+		 * next RUN completes the instruction.
+		 */
+		struct {
+			__u8  direction;
+			__u8  size;		/* 1, 2 or 4 */
+			__u16 port;
+			__u32 count;
+			__u64 data_offset;
+		} io;
+		/* KESTREL_EXIT_FAIL_ENTRY */
+		struct {
+			__u64 hardware_entry_failure_reason;
+			__u32 cpu;
+			__u32 padding;
+		} fail_entry;
+		/* KESTREL_EXIT_INTERNAL_ERROR */
+		struct {
+			__u32 suberror;
+			__u32 ndata;
+			__u64 data[KESTREL_INTERNAL_NDATA];
+		} internal;
+		char padding[256];
+	};
+
+	/* Offset of I/O data, beyond the union; the rest of the page. */
+	__u8 data[];
+};
+
+#endif /* _UAPI_LINUX_KESTREL_H */
