@@ -169,7 +169,9 @@ void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
 
 	e->pending = true;
 	e->vector = vector;
-	e->has_error = has_error;
+	/* Real mode pushes no error code, and SVM refuses to inject one. */
+	e->has_error = has_error &&
+		       (kestrel_backend->get_cr(vcpu, 0) & X86_CR0_PE);
 	e->error = error;
 }
 
