@@ -25,6 +25,7 @@ static DEFINE_MUTEX(kestrel_lock);
 static unsigned int virt_users;
 static DEFINE_PER_CPU(bool, virt_on);
 static atomic_t virt_enable_failed;
+static atomic_t virt_failed_cpu;
 static enum cpuhp_state kestrel_cpuhp_state;
 
 static void virt_cpu_on(void *unused)
@@ -36,6 +37,7 @@ static void virt_cpu_on(void *unused)
 	r = kestrel_arch_cpu_enable();
 	if (r) {
 		atomic_set(&virt_enable_failed, r);
+		atomic_set(&virt_failed_cpu, smp_processor_id());
 		return;
 	}
 	this_cpu_write(virt_on, true);
@@ -63,6 +65,9 @@ int kestrel_virt_get(void)
 		if (r)
 			on_each_cpu(virt_cpu_off, NULL, 1);
 	}
+	if (r == -EBUSY)
+		pr_err_ratelimited("kestrel: CPU %d: hardware virtualization is already in use by another hypervisor (kvm_amd/kvm_intel with VMs, KVM on 6.12+ which takes it at load, VirtualBox); stop its VMs, load kvm with enable_virt_at_load=0, or unload it, and retry\n",
+				   atomic_read(&virt_failed_cpu));
 	if (!r)
 		virt_users++;
 	cpus_read_unlock();

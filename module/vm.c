@@ -7,7 +7,6 @@
  * other mm are refused.
  */
 #include <linux/anon_inodes.h>
-#include <linux/ctype.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/ktime.h>
@@ -117,7 +116,9 @@ static bool kestrel_name_valid(const char *name)
 
 		if (c == '\0')
 			return true;
-		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+		/* ASCII only: the kernel's isalnum() takes Latin-1 letters. */
+		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
+		    !(c >= '0' && c <= '9') && c != '.' && c != '_' && c != '-')
 			return false;
 	}
 	return false;	/* not terminated */

@@ -175,11 +175,9 @@ static int svm_cpu_enable(void)
 	u64 efer;
 
 	rdmsrl(MSR_EFER, efer);
-	if (efer & EFER_SVME) {
-		pr_err_ratelimited("kestrel: CPU %d: SVM is already in use by another hypervisor (kvm_amd with running VMs, KVM on 6.12+ which enables it at load, VirtualBox...). Stop it (for KVM: no VMs, or kvm.enable_virt_at_load=0, or rmmod kvm_amd) and retry\n",
-				   smp_processor_id());
+	/* Someone else switched SVM on: theirs, not ours to take. */
+	if (efer & EFER_SVME)
 		return -EBUSY;
-	}
 	wrmsrl(SVM_MSR_VM_HSAVE_PA, page_to_phys(sd->hsave));
 	wrmsrl(MSR_EFER, efer | EFER_SVME);
 	/* Start a new ASID generation: the first VMRUN flushes the TLB. */

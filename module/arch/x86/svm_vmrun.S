@@ -37,7 +37,7 @@
  * void __kestrel_svm_vmrun(unsigned long vmcb_pa, unsigned long host_save_pa,
  *			    unsigned long *regs)
  *
- * Interrupts off and GIF clear.  RAX and RSP of the guest are in the VMCB;
+ * Interrupts off and GIF clear; returns the same way.  RAX and RSP of the guest are in the VMCB;
  * the other general registers move between regs[] and the CPU here.
  */
 SYM_FUNC_START(__kestrel_svm_vmrun)
@@ -72,8 +72,16 @@ SYM_FUNC_START(__kestrel_svm_vmrun)
 	mov	R_R14(%rax), %r14
 	mov	R_R15(%rax), %r15
 
+	/*
+	 * With V_INTR_MASKING the host's IF at VMRUN gates physical
+	 * interrupts in the guest: set it, or an interrupt (a signal's kick,
+	 * the tick) could not make the guest exit.  GIF is still clear, so
+	 * nothing is delivered to the host here.
+	 */
 	mov	(%rsp), %rax
+	sti
 	vmrun	%rax
+	cli
 
 	/* #VMEXIT restored RSP and RAX (= VMCB address). */
 	vmsave	%rax
