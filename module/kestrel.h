@@ -44,11 +44,12 @@ struct kestrel_memslot {
 
 struct kestrel_vm {
 	struct kref		ref;		/* VM fd and each vCPU hold one */
+	u32			id;		/* unique while the VM lives */
 	struct mm_struct	*mm;		/* owner's mm, mmgrab()ed */
 	pid_t			owner_pid;	/* tgid of the creator */
 	char			name[KESTREL_VM_NAME_LEN];
 	u64			created_ns;	/* ktime_get_real_ns() */
-	struct list_head	node;		/* on kestrel_vms: kestrel_lock */
+	struct list_head	node;		/* on kestrel_vms: kestrel_vms_lock */
 
 	/*
 	 * vm->lock serialises vCPU creation.  vcpus[] entries are published
@@ -69,6 +70,24 @@ struct kestrel_vm {
 	struct kestrel_arch_vm	arch;
 };
 
+/*
+ * Counters of one vCPU.  Only the vCPU thread writes them (WRITE_ONCE); the
+ * control plane reads them locklessly and sums over vCPUs, so the run loop
+ * pays an increment and nothing else.
+ */
+struct kestrel_vcpu_stats {
+	u64	exits[KESTREL_ARCH_NR_EXITS];	/* by kestrel_arch_exit_names[] */
+	u64	injected;			/* events injected into the guest */
+	u64	guest_ns;			/* time spent in guest mode */
+};
+
+/* vcpu->state, for operators: what the vCPU thread is doing. */
+enum {
+	KESTREL_VCPU_USERSPACE,		/* not in KESTREL_RUN */
+	KESTREL_VCPU_RUNNING,		/* in KESTREL_RUN */
+	KESTREL_VCPU_HALTED,		/* in KESTREL_RUN, waiting for an event */
+};
+
 /* vcpu->mode: where the vCPU thread is, for remote TLB-flush kicks. */
 enum {
 	KESTREL_OUTSIDE_GUEST,
@@ -86,10 +105,22 @@ struct kestrel_vcpu {
 	/* Written by the vCPU thread only; read locklessly by kickers. */
 	int			mode;
 	int			cpu;		/* host CPU last run on, or -1 */
+	int			state;		/* KESTREL_VCPU_* */
+	struct kestrel_vcpu_stats stats;
 
 	/* Arch state: touched only under vcpu->mutex. */
 	struct kestrel_arch_vcpu arch;
 };
+
+/*
+ * Every live VM, for the control plane.  kestrel_vms_lock guards the list;
+ * a VM is on it from creation until it is freed.
+ */
+extern struct list_head kestrel_vms;
+extern struct mutex kestrel_vms_lock;
+
+#define kestrel_stat_inc(vcpu, field) \
+	WRITE_ONCE((vcpu)->stats.field, (vcpu)->stats.field + 1)
 
 /* main.c */
 int kestrel_virt_get(void);
@@ -129,5 +160,9 @@ long kestrel_arch_vcpu_ioctl(struct kestrel_vcpu *vcpu, unsigned int ioctl,
 void kestrel_arch_vcpu_complete_userspace_exit(struct kestrel_vcpu *vcpu);
 /* Enter the guest once; 0: go again, 1: exit to userspace, <0: error. */
 int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu);
+/* Names of the exit counters, KESTREL_ARCH_NR_EXITS of them. */
+extern const char *const kestrel_arch_exit_names[];
+/* Guest memory currently mapped in the nested page tables. */
+u64 kestrel_arch_vm_mapped_bytes(struct kestrel_vm *vm);
 
 #endif /* KESTREL_H */

@@ -62,7 +62,9 @@ static long kestrel_vcpu_ioctl(struct file *filp, unsigned int ioctl,
 		return -EINTR;
 	switch (ioctl) {
 	case KESTREL_RUN:
+		WRITE_ONCE(vcpu->state, KESTREL_VCPU_RUNNING);
 		r = arg ? -EINVAL : kestrel_vcpu_run(vcpu);
+		WRITE_ONCE(vcpu->state, KESTREL_VCPU_USERSPACE);
 		vcpu->run->exit_count++;
 		break;
 	default:

@@ -15,7 +15,13 @@
 #include <linux/smp.h>
 #include <linux/uaccess.h>
 
+#include <linux/idr.h>
+
 #include "kestrel.h"
+
+LIST_HEAD(kestrel_vms);
+DEFINE_MUTEX(kestrel_vms_lock);
+static DEFINE_IDA(kestrel_vm_ida);
 
 bool kestrel_vm_owned_by_current(struct kestrel_vm *vm)
 {
@@ -25,6 +31,11 @@ bool kestrel_vm_owned_by_current(struct kestrel_vm *vm)
 static void kestrel_vm_free(struct kref *ref)
 {
 	struct kestrel_vm *vm = container_of(ref, struct kestrel_vm, ref);
+
+	mutex_lock(&kestrel_vms_lock);
+	list_del(&vm->node);
+	mutex_unlock(&kestrel_vms_lock);
+	ida_free(&kestrel_vm_ida, vm->id);
 
 	/* Every vCPU fd is closed: each held a reference. */
 	kestrel_vcpus_destroy(vm);
@@ -155,9 +166,14 @@ int kestrel_create_vm(struct kestrel_create_vm __user *uarg)
 	mmgrab(current->mm);
 	vm->mm = current->mm;
 
+	r = ida_alloc(&kestrel_vm_ida, GFP_KERNEL);
+	if (r < 0)
+		goto err_free;
+	vm->id = r;
+
 	r = kestrel_arch_vm_init(vm);
 	if (r)
-		goto err_free;
+		goto err_id;
 
 	fd = anon_inode_getfd("kestrel-vm", &kestrel_vm_fops, vm,
 			      O_RDWR | O_CLOEXEC);
@@ -165,10 +181,15 @@ int kestrel_create_vm(struct kestrel_create_vm __user *uarg)
 		r = fd;
 		goto err_arch;
 	}
+	mutex_lock(&kestrel_vms_lock);
+	list_add_tail(&vm->node, &kestrel_vms);
+	mutex_unlock(&kestrel_vms_lock);
 	return fd;
 
 err_arch:
 	kestrel_arch_vm_destroy(vm);
+err_id:
+	ida_free(&kestrel_vm_ida, vm->id);
 err_free:
 	mmdrop(vm->mm);
 	kfree(vm);

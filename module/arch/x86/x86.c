@@ -5,6 +5,7 @@
  * Backends (svm.c) report exits; this file decides what they mean.
  */
 #include <linux/module.h>
+#include <linux/sched/clock.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <asm/fpu/api.h>
@@ -14,6 +15,25 @@
 #include "x86.h"
 
 const struct kestrel_backend_ops *kestrel_backend;
+
+const char *const kestrel_arch_exit_names[KESTREL_ARCH_NR_EXITS] = {
+	[X86_EXIT_NONE]			= "interrupt",
+	[X86_EXIT_CPUID]		= "cpuid",
+	[X86_EXIT_HLT]			= "hlt",
+	[X86_EXIT_IO]			= "io",
+	[X86_EXIT_RDMSR]		= "rdmsr",
+	[X86_EXIT_WRMSR]		= "wrmsr",
+	[X86_EXIT_CR_WRITE]		= "cr_write",
+	[X86_EXIT_DR_ACCESS]		= "dr_access",
+	[X86_EXIT_NPF]			= "npf",
+	[X86_EXIT_SHUTDOWN]		= "shutdown",
+	[X86_EXIT_UD]			= "ud",
+	[X86_EXIT_GP]			= "gp",
+	[X86_EXIT_SKIP]			= "nop_insn",
+	[X86_EXIT_ENTRY_FAILED]		= "entry_failed",
+	[X86_EXIT_EVENT_DELIVERY]	= "event_delivery",
+	[X86_EXIT_UNHANDLED]		= "unhandled",
+};
 
 /* ---- load time --------------------------------------------------------- */
 
@@ -97,6 +117,11 @@ void kestrel_arch_vm_destroy(struct kestrel_vm *vm)
 	kestrel_npt_destroy(vm);
 }
 
+u64 kestrel_arch_vm_mapped_bytes(struct kestrel_vm *vm)
+{
+	return READ_ONCE(vm->arch.mapped_4k) * PAGE_SIZE;
+}
+
 void kestrel_arch_unmap_range(struct kestrel_vm *vm, u64 gpa, u64 size)
 {
 	kestrel_npt_unmap(vm, gpa, size);
@@ -167,6 +192,7 @@ void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
 {
 	struct kestrel_x86_event *e = &vcpu->arch.exception;
 
+	kestrel_stat_inc(vcpu, injected);
 	e->pending = true;
 	e->vector = vector;
 	/* Real mode pushes no error code, and SVM refuses to inject one. */
@@ -865,6 +891,7 @@ int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu)
 {
 	struct kestrel_x86_exit exit;
 	struct fxregs_state *fx = vcpu->arch.fxsave;
+	u64 t0;
 
 	/*
 	 * The guest's x87/SSE state lives in the registers only while it
@@ -874,9 +901,13 @@ int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu)
 	 */
 	kernel_fpu_begin();
 	asm volatile("fxrstorq %0" : : "m" (*fx));
+	t0 = local_clock();
 	kestrel_backend->run(vcpu, &exit);
+	WRITE_ONCE(vcpu->stats.guest_ns,
+		   vcpu->stats.guest_ns + local_clock() - t0);
 	asm volatile("fxsaveq %0" : "=m" (*fx));
 	kernel_fpu_end();
 
+	kestrel_stat_inc(vcpu, exits[exit.reason]);
 	return kestrel_handle_exit(vcpu, &exit);
 }

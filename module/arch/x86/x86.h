@@ -16,25 +16,6 @@
 
 #include "kestrel.h"
 
-enum kestrel_x86_exit_reason {
-	X86_EXIT_NONE,		/* nothing to do (interrupt, NMI): re-enter */
-	X86_EXIT_CPUID,
-	X86_EXIT_HLT,
-	X86_EXIT_IO,
-	X86_EXIT_RDMSR,
-	X86_EXIT_WRMSR,
-	X86_EXIT_CR_WRITE,	/* cr: which register */
-	X86_EXIT_DR_ACCESS,
-	X86_EXIT_NPF,		/* nested page fault */
-	X86_EXIT_SHUTDOWN,
-	X86_EXIT_UD,		/* inject #UD (instructions we do not offer) */
-	X86_EXIT_GP,		/* inject #GP(0) */
-	X86_EXIT_SKIP,		/* treat the instruction as a no-op */
-	X86_EXIT_ENTRY_FAILED,
-	X86_EXIT_EVENT_DELIVERY,
-	X86_EXIT_UNHANDLED,
-};
-
 struct kestrel_x86_exit {
 	enum kestrel_x86_exit_reason reason;
 	/* Raw hardware words, for internal-error reports. */

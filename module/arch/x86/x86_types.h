@@ -12,6 +12,29 @@
 
 #define KESTREL_MAX_CPUID	256
 
+/* Exits as x86.c sees them; also the index of the per-vCPU exit counters. */
+enum kestrel_x86_exit_reason {
+	X86_EXIT_NONE,		/* nothing to do (interrupt, NMI): re-enter */
+	X86_EXIT_CPUID,
+	X86_EXIT_HLT,
+	X86_EXIT_IO,
+	X86_EXIT_RDMSR,
+	X86_EXIT_WRMSR,
+	X86_EXIT_CR_WRITE,	/* cr: which register */
+	X86_EXIT_DR_ACCESS,
+	X86_EXIT_NPF,		/* nested page fault */
+	X86_EXIT_SHUTDOWN,
+	X86_EXIT_UD,		/* inject #UD (instructions we do not offer) */
+	X86_EXIT_GP,		/* inject #GP(0) */
+	X86_EXIT_SKIP,		/* treat the instruction as a no-op */
+	X86_EXIT_ENTRY_FAILED,
+	X86_EXIT_EVENT_DELIVERY,
+	X86_EXIT_UNHANDLED,
+	X86_EXIT_NR
+};
+
+#define KESTREL_ARCH_NR_EXITS	X86_EXIT_NR
+
 enum kestrel_reg {
 	KREG_RAX, KREG_RCX, KREG_RDX, KREG_RBX,
 	KREG_RSP, KREG_RBP, KREG_RSI, KREG_RDI,
