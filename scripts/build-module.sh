@@ -1,0 +1,118 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build kestrel.ko for one kernel, or check that DKMS can build it.
+#
+#   scripts/build-module.sh KVER         -> build/KVER/kestrel.ko
+#   scripts/build-module.sh --dkms KVER  dkms add + build in a throwaway tree
+#
+# Each kernel gets its own output directory, so objects built for one kernel
+# never meet another's.  build/KVER/ mirrors the module sources as symlinks
+# (fresh each run, so deleted files disappear) and holds the real objects:
+# rebuilds stay incremental and nothing is written into the source tree.
+#
+# The DKMS check copies the sources into a temporary --sourcetree and uses
+# a temporary --dkmstree, so /usr/src and /var/lib/dkms are never touched;
+# it is cleaned up (dkms remove --all, rm -rf) even when the build fails.
+#
+# Environment:
+#   KESTREL_MODULE_SRC  the module's source tree: Kbuild, dkms.conf and the
+#                       sources (default: the repository)
+#   KESTREL_BUILD_DIR   default: build/ in the repository
+# Build output goes to stdout; callers redirect it to a log.
+set -eu
+
+root_dir=$(cd "$(dirname "$0")/.." && pwd)
+src=$(cd "${KESTREL_MODULE_SRC:-$root_dir}" && pwd)
+build_dir=${KESTREL_BUILD_DIR:-$root_dir/build}
+mkdir -p "$build_dir"
+build_dir=$(cd "$build_dir" && pwd)
+
+dkms=0
+if [ "${1:-}" = --dkms ]; then
+	dkms=1
+	shift
+fi
+if [ $# -ne 1 ]; then
+	echo "usage: $0 [--dkms] KVER" >&2
+	exit 2
+fi
+kver=$1
+kdir=/lib/modules/$kver/build
+if [ ! -f "$kdir/Makefile" ]; then
+	echo "build-module: no headers for $kver at $kdir (scripts/deps.sh)" >&2
+	exit 1
+fi
+
+# The module's source files, relative to $src: everything except the other
+# parts of the repository and anything an in-tree build left behind.
+module_sources() {
+	(cd "$src" && find . \
+		\( -name .git -o -name generated -o -name .tmp_versions \
+		   -o -path ./build -o -path ./userspace -o -path ./selftests \
+		   -o -path ./Documentation -o -path ./bench -o -path ./.ci \) -prune \
+		-o -type f \
+		! \( -name '*.o' -o -name '*.ko' -o -name '*.mod' -o -name '*.mod.c' \
+		     -o -name '.*.cmd' -o -name '.*.d' -o -name '*.a' -o -name '*.dwo' \
+		     -o -name modules.order -o -name Module.symvers -o -name '.tmp_*' \) \
+		-print | sed 's|^\./||' | LC_ALL=C sort)
+}
+
+if [ $dkms = 0 ]; then
+	out=$build_dir/$kver
+	mkdir -p "$out"
+	# Links whose file went away, then links for every current file.
+	find "$out" -xtype l -delete
+	module_sources | while IFS= read -r f; do
+		[ -L "$out/$f" ] && continue
+		mkdir -p "$(dirname "$out/$f")"
+		ln -s "$src/$f" "$out/$f"
+	done
+	# A make that is not ours (we run under `make check`) must not lend us
+	# its jobserver or flags.
+	unset MAKEFLAGS MFLAGS MAKELEVEL
+	make -C "$kdir" M="$out" -j"$(nproc)" modules
+	test -f "$out/kestrel.ko"
+	exit 0
+fi
+
+conf=$src/dkms.conf
+name=$(sed -n 's/^PACKAGE_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$conf")
+version=$(sed -n 's/^PACKAGE_VERSION="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$conf")
+if [ -z "$name" ] || [ -z "$version" ]; then
+	echo "build-module: cannot read PACKAGE_NAME/PACKAGE_VERSION from $conf" >&2
+	exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-dkms.XXXXXX")
+trees="--sourcetree $tmp/src --dkmstree $tmp/dkms"
+cleanup() {
+	# shellcheck disable=SC2086
+	dkms remove $trees -m "$name" -v "$version" --all >/dev/null 2>&1 || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+mkdir -p "$tmp/src/$name-$version" "$tmp/dkms"
+module_sources | (cd "$src" && cpio -pdm --quiet "$tmp/src/$name-$version")
+
+# dkms signs what it builds; keep its generated key out of /var/lib/dkms.
+export mok_signing_key="$tmp/mok.key" mok_certificate="$tmp/mok.pub"
+unset MAKEFLAGS MFLAGS MAKELEVEL
+rc=0
+# shellcheck disable=SC2086
+dkms add $trees -m "$name" -v "$version" &&
+	dkms build $trees -m "$name" -v "$version" -k "$kver" || rc=$?
+if [ $rc -ne 0 ]; then
+	log=$tmp/dkms/$name/$version/build/make.log
+	if [ -f "$log" ]; then
+		echo "--- $log"
+		cat "$log"
+	fi
+	exit $rc
+fi
+ko=$(find "$tmp/dkms/$name/$version/$kver" -name "$name.ko*" | sed -n 1p)
+if [ -z "$ko" ]; then
+	echo "build-module: dkms built no $name.ko for $kver" >&2
+	exit 1
+fi
+echo "build-module: dkms built $(basename "$ko") for $kver"

@@ -1,0 +1,317 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make check`: build Kestrel for each supported Debian kernel, boot each
+# kernel under QEMU (scripts/emulated-host.sh) with kestrel.ko and the
+# selftests in an initramfs, and judge the serial log.  Also checks that DKMS
+# can build the module for each kernel.  Documentation/testing.rst has the
+# details; the last line printed is always "N passed, N failed, N skipped".
+#
+# Every one of these is a result: each TAP "ok"/"not ok" line of each
+# selftest (a "# SKIP"/"# TODO" one is skipped, never passed), the userspace
+# and selftests builds, each kernel's module build, DKMS build, insmod and
+# rmmod, each test program that crashed, timed out, exited oddly or missed
+# its plan, each suspicious kernel log line after insmod, and a boot that
+# never finished.  The exit status is 0 only when nothing failed and at
+# least one TAP result was not a skip.
+#
+# Environment (all optional):
+#   KESTREL_KERNELS="v1 v2"   kernels to test (default: scripts/kernels.sh)
+#   KESTREL_SKIP_DEPS=1       do not run scripts/deps.sh
+#   KESTREL_SKIP_DKMS=1       skip the DKMS builds
+#   KESTREL_SKIP_USER_BUILD=1 do not run `make userspace` and `make selftests`
+#   KESTREL_TESTS="a_test b"  run only these selftests
+#   KESTREL_TEST_TIMEOUT=300  seconds per selftest program inside the guest
+#   KESTREL_BOOT_TIMEOUT=N    seconds per boot, host side (default: derived
+#                             from the number of tests, at most 1200)
+#   KESTREL_INSMOD_ARGS=...   module parameters
+#   KESTREL_DMESG_IGNORE=ERE  kernel log lines to not count as failures
+#   KESTREL_VERBOSE=1         also stream each serial console to stdout
+#   KESTREL_BUILD_DIR, KESTREL_MODULE_SRC, KESTREL_SELFTESTS_DIR,
+#   KESTREL_LAUNCHER, KESTREL_GUESTS_DIR: other trees (development of these
+#                             scripts; see scripts/mkinitramfs.sh)
+set -euo pipefail
+
+root_dir=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root_dir"
+scripts=$root_dir/scripts
+export KESTREL_BUILD_DIR=${KESTREL_BUILD_DIR:-$root_dir/build}
+build_dir=$KESTREL_BUILD_DIR
+logs=$build_dir/logs
+selftests_dir=${KESTREL_SELFTESTS_DIR:-$root_dir/selftests}
+export KESTREL_TEST_TIMEOUT=${KESTREL_TEST_TIMEOUT:-300}
+mkdir -p "$logs"
+# Sub-makes get their own job count, not the jobserver of `make check`.
+unset MAKEFLAGS MFLAGS MAKELEVEL
+
+passed=0 failed=0 skipped=0 ran=0
+kpassed=0 kfailed=0 kskipped=0
+summaries=()
+start_all=$SECONDS
+
+# result PASS|FAIL|SKIP text...: print one result and count it.
+result() {
+	local st=$1
+	shift
+	printf '%-4s %s\n' "$st" "$*"
+	case $st in
+	PASS) passed=$((passed + 1)) kpassed=$((kpassed + 1)) ;;
+	FAIL) failed=$((failed + 1)) kfailed=$((kfailed + 1)) ;;
+	SKIP) skipped=$((skipped + 1)) kskipped=$((kskipped + 1)) ;;
+	esac
+}
+
+finish() {
+	local s
+	echo
+	echo "== summary ($((SECONDS - start_all)) s, logs in ${logs#"$root_dir"/})"
+	for s in "${summaries[@]}"; do
+		echo "$s"
+	done
+	if [ $ran -eq 0 ]; then
+		result FAIL "no selftest ran (no TAP result that was not skipped)"
+	fi
+	echo "$passed passed, $failed failed, $skipped skipped"
+	if [ $failed -eq 0 ]; then
+		exit 0
+	fi
+	exit 1
+}
+
+# step LABEL LOG CMD...: run a build step quietly; one result; log tail on failure.
+step() {
+	local label=$1 log=$2 t=$SECONDS
+	shift 2
+	if "$@" > "$log" 2>&1; then
+		result PASS "$label ($((SECONDS - t)) s)"
+	else
+		result FAIL "$label (log: ${log#"$root_dir"/})"
+		tail -n 30 "$log" | sed 's/^/    | /'
+		return 1
+	fi
+}
+
+if [ "${KESTREL_SKIP_DEPS:-0}" != 1 ]; then
+	if ! "$scripts/deps.sh"; then
+		result FAIL "scripts/deps.sh: installing dependencies"
+		finish
+	fi
+fi
+if ! kernels=$("$scripts/kernels.sh"); then
+	result FAIL "scripts/kernels.sh: resolving kernel versions"
+	finish
+fi
+echo "kernels: ${kernels//$'\n'/ }"
+
+if [ "${KESTREL_SKIP_USER_BUILD:-0}" != 1 ]; then
+	# Separately: the selftests must still run when the launcher breaks.
+	step "build: userspace" "$logs/userspace.log" make -j"$(nproc)" userspace || true
+	step "build: selftests" "$logs/selftests.log" make -j"$(nproc)" selftests || true
+fi
+
+ntests=0
+for t in "$selftests_dir"/*_test; do
+	[ -f "$t" ] && [ -x "$t" ] || continue
+	if [ -n "${KESTREL_TESTS:-}" ]; then
+		case " $KESTREL_TESTS " in *" ${t##*/} "*) ;; *) continue ;; esac
+	fi
+	ntests=$((ntests + 1))
+done
+echo "selftests: $ntests in ${selftests_dir#"$root_dir"/}/"
+boot_timeout=${KESTREL_BOOT_TIMEOUT:-$((120 + ntests * (KESTREL_TEST_TIMEOUT + 10)))}
+if [ -z "${KESTREL_BOOT_TIMEOUT:-}" ] && [ $boot_timeout -gt 1200 ]; then
+	boot_timeout=1200
+fi
+
+# The serial log's judge.  Emits "R<TAB>PASS|FAIL|SKIP<TAB>text",
+# "L<TAB>log line to show" and, once, "N<TAB>TAP results that ran".
+# Keep the markers in sync with the /init in scripts/mkinitramfs.sh.
+parse_log() {
+	awk -v timeout="$KESTREL_TEST_TIMEOUT" '
+	function res(st, text) { printf "R\t%s\t%s\n", st, text }
+	function show(text) { printf "L\t%s\n", text }
+	function num(s,   n) { n = s; sub(/^.*=/, "", n); return n + 0 }
+	function begin_test(name) {
+		in_test = 1; tname = name; plan = -1; plan_skip = ""
+		nres = 0; nfail = 0; nout = 0
+	}
+	function end_test(rc, secs,   why, i) {
+		why = ""
+		if (rc == 137)
+			why = "killed after " secs " s (timeout is " timeout " s)"
+		else if (rc > 128)
+			why = "crashed: signal " (rc - 128)
+		else if (rc != 0 && rc != 1 && rc != 4)
+			why = "exit status " rc
+		else if (plan < 0 && !(rc == 4 && nres == 0))
+			why = "no TAP plan (1..N)"
+		else if (plan >= 0 && nres != plan)
+			why = "plan 1.." plan " but " nres " results"
+		else if (rc == 1 && nfail == 0)
+			why = "exit status 1 but no failed test"
+		if (why != "")
+			res("FAIL", tname ": " why)
+		else if (rc == 4 && nres == 0)
+			res("SKIP", tname ": all skipped" (plan_skip != "" ? " (" plan_skip ")" : ""))
+		if (why != "" || nfail > 0) {
+			show("--- output of " tname " ---")
+			for (i = (nout > 60 ? nout - 59 : 1); i <= nout; i++)
+				show(out[i])
+		}
+		in_test = 0
+	}
+	function tap(l,   st, rest, n, dir) {
+		out[++nout] = l
+		if (l ~ /^1\.\.[0-9]+/) {
+			plan = l; sub(/^1\.\./, "", plan); sub(/[^0-9].*$/, "", plan); plan += 0
+			if (match(l, /#[ \t]*[Ss][Kk][Ii][Pp]/)) {
+				plan_skip = substr(l, RSTART + 1); sub(/^[ \t]*[Ss][Kk][Ii][Pp][ \t]*/, "", plan_skip)
+			}
+			return
+		}
+		if (l ~ /^Bail out!/) {
+			res("FAIL", tname ": " l); nfail++
+			return
+		}
+		if (l !~ /^(not )?ok([ \t]|$)/)
+			return
+		st = (l ~ /^not /) ? "FAIL" : "PASS"
+		rest = l; sub(/^(not )?ok[ \t]*/, "", rest)
+		if (match(rest, /#[ \t]*([Ss][Kk][Ii][Pp]|[Tt][Oo][Dd][Oo])/))
+			st = "SKIP"
+		nres++
+		if (st == "FAIL") nfail++
+		if (st != "SKIP") ran++
+		res(st, tname " " rest)
+	}
+	function bad(l) {
+		if (l !~ /(^|[^A-Za-z_])BUG([^A-Za-z_]|$)|WARNING|Oops|lockdep|possible circular locking|KASAN|UBSAN|general protection fault|Call Trace|Kernel panic|blocked for more than|rcu.*stall/)
+			return 0
+		return !(ignore != "" && l ~ ignore)
+	}
+	function content(l) {
+		if (in_dmesg) {
+			dm[++ndm] = l
+			if (index(l, "kestrel-init: loading kestrel.ko"))
+				dstart = ndm
+			return
+		}
+		if (done)
+			return
+		if (in_test)
+			tap(l)
+		con[++ncon] = l
+	}
+	function marker(l,   f, n) {
+		n = split(l, f, /[ \t]+/)
+		if (f[2] == "KESTREL-INIT") saw_init = 1
+		else if (f[2] == "KESTREL-RESULT") {
+			if (num(f[4]) == 0) res("PASS", f[3])
+			else res("FAIL", f[3] " (" f[4] ")")
+			if (f[3] == "insmod" && num(f[4]) != 0) insmod_failed = 1
+		} else if (f[2] == "KESTREL-TEST-BEGIN") begin_test(f[3])
+		else if (f[2] == "KESTREL-TEST-END") end_test(num(f[4]), num(f[5]))
+		else if (f[2] == "KESTREL-DMESG-BEGIN") in_dmesg = 1
+		else if (f[2] == "KESTREL-DMESG-END") { in_dmesg = 0; saw_dmesg = 1 }
+		else if (f[2] == "KESTREL-DONE") done = 1
+		else if (f[2] == "KESTREL-HOST-TIMEOUT") host_timeout = l
+		else if (f[2] == "KESTREL-NOTE") show(l)
+	}
+	BEGIN { ignore = ENVIRON["KESTREL_DMESG_IGNORE"] }
+	{
+		sub(/\r+$/, "")
+		l = $0
+		p = index(l, "### KESTREL-")
+		if (p > 1) { content(substr(l, 1, p - 1)); l = substr(l, p) }
+		if (p > 0) marker(l); else content(l)
+	}
+	END {
+		if (in_test) {
+			res("FAIL", tname ": did not finish (the emulated host died or hung)")
+			in_test = 0
+		}
+		if (!saw_init)
+			res("FAIL", "boot: /init never started")
+		else if (!done)
+			res("FAIL", "boot: the run did not finish" (host_timeout != "" ? " (host-side timeout)" : ""))
+		# The kernel log proper if we have it; else whatever the console
+		# caught (an oops or panic reaches it whatever the log level).
+		if (saw_dmesg) {
+			if (!dstart) show("note: no kestrel-init line in the kernel log; scanning all of it")
+			first = 0
+			for (i = dstart + 1; i <= ndm; i++)
+				if (bad(dm[i])) {
+					res("FAIL", "kernel log: " dm[i])
+					if (!first) first = i
+				}
+			if (insmod_failed && !first) {
+				show("--- console and kernel log around the failed insmod ---")
+				for (i = (ncon > 10 ? ncon - 9 : 1); i <= ncon; i++)
+					show(con[i])
+				for (i = dstart + 1; i <= ndm && i <= dstart + 40; i++)
+					show(dm[i])
+			}
+			if (first) {
+				show("--- kernel log from the first suspicious line ---")
+				for (i = (first > 5 ? first - 5 : 1); i <= ndm && i < first + 80; i++)
+					show(dm[i])
+			}
+		} else {
+			for (i = 1; i <= ncon; i++)
+				if (bad(con[i]))
+					res("FAIL", "console: " con[i])
+			show("--- last lines of the serial console ---")
+			for (i = (ncon > 40 ? ncon - 39 : 1); i <= ncon; i++)
+				show(con[i])
+		}
+		printf "N\t%d\n", ran
+	}' "$1"
+}
+
+for kver in $kernels; do
+	kpassed=0 kfailed=0 kskipped=0
+	echo
+	echo "== $kver"
+	if step "$kver build: kestrel.ko" "$logs/$kver-module.log" \
+		"$scripts/build-module.sh" "$kver"; then
+		built=1
+	else
+		built=0
+	fi
+	if [ "${KESTREL_SKIP_DKMS:-0}" != 1 ]; then
+		step "$kver dkms build" "$logs/$kver-dkms.log" \
+			"$scripts/build-module.sh" --dkms "$kver" || true
+	fi
+	if [ $built = 1 ]; then
+		initramfs=$build_dir/initramfs/$kver.gz
+		log=$logs/$kver-test.log
+		if ! step "$kver initramfs" "$logs/$kver-initramfs.log" \
+			"$scripts/mkinitramfs.sh" "$kver" "$initramfs"; then
+			built=0
+		fi
+	fi
+	if [ $built = 1 ]; then
+		echo "booting $kver under QEMU ($ntests selftests, at most $boot_timeout s; log: ${log#"$root_dir"/})"
+		t=$SECONDS
+		qrc=0
+		if [ "${KESTREL_VERBOSE:-0}" = 1 ]; then
+			KESTREL_BOOT_TIMEOUT=$boot_timeout "$scripts/emulated-host.sh" \
+				"$kver" "$initramfs" test "$log" || qrc=$?
+		else
+			KESTREL_BOOT_TIMEOUT=$boot_timeout "$scripts/emulated-host.sh" \
+				"$kver" "$initramfs" test "$log" > /dev/null || qrc=$?
+		fi
+		echo "emulated host finished in $((SECONDS - t)) s (status $qrc)"
+		while IFS=$'\t' read -r kind a b; do
+			case $kind in
+			R) result "$a" "$kver $b" ;;
+			L) printf '    | %s\n' "$a" ;;
+			N) ran=$((ran + a)) ;;
+			esac
+		done < <(parse_log "$log")
+	fi
+	summaries+=("$kver: $kpassed passed, $kfailed failed, $kskipped skipped")
+	echo "-- ${summaries[-1]}"
+done
+
+finish
