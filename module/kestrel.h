@@ -9,7 +9,9 @@
  * turn drives one hardware backend chosen at load (see arch/x86/x86.h).
  *
  * Lock order (outer first):
- *   kestrel_lock (global) -> vm->lock -> vcpu->mutex -> vm->mmu_lock
+ *   kestrel_lock (global) -> vm->lock -> vcpu->mutex -> vm->slots_lock
+ *   -> vm->mmu_lock (a spinlock: MMU notifiers take it, also where they
+ *   may not sleep)
  */
 #ifndef KESTREL_H
 #define KESTREL_H
@@ -19,13 +21,15 @@
 #include <linux/mutex.h>
 #include <linux/list.h>
 #include <linux/mm_types.h>
+#include <linux/mmu_notifier.h>
 #include <linux/sched.h>
+#include <linux/spinlock.h>
 #include <linux/kestrel.h>
 
 #include "arch.h"
 
 #define KESTREL_MAX_VCPUS	64
-#define KESTREL_NR_MEMSLOTS	32
+#define KESTREL_NR_MEMSLOTS	512
 #define KESTREL_GPA_BITS	48	/* guest-physical space we map */
 
 #define kestrel_err(fmt, ...)	pr_err("kestrel: " fmt, ##__VA_ARGS__)
@@ -33,13 +37,16 @@
 #define kestrel_info(fmt, ...)	pr_info("kestrel: " fmt, ##__VA_ARGS__)
 
 /*
- * A guest-physical range backed by the VM owner's memory.  Immutable once
- * published: a change is a delete followed by an insert.
+ * A guest-physical range backed by the VM owner's memory.  Fields change
+ * only with both vm->slots_lock and vm->mmu_lock held, so either lock is
+ * enough to read them.
  */
 struct kestrel_memslot {
 	u64 gpa;		/* page aligned */
 	u64 size;		/* bytes, page aligned; 0: slot unused */
 	unsigned long hva;	/* userspace address of gpa */
+	u32 flags;		/* KESTREL_MEM_* */
+	unsigned long *dirty;	/* a bit per page, when logging */
 };
 
 struct kestrel_vm {
@@ -61,11 +68,24 @@ struct kestrel_vm {
 	unsigned int		nr_vcpus;
 
 	/*
-	 * vm->mmu_lock guards slots[] and the nested page tables in arch.
-	 * Writers of slots[] hold it; the fault path reads under it.
+	 * Memory.  slots_lock serialises slot changes (which may sleep);
+	 * mmu_lock guards what the fault path and the MMU notifier share:
+	 * slots[] contents, by_gpa[], the nested page tables in arch, and
+	 * the invalidation state below.
 	 */
-	struct mutex		mmu_lock;
-	struct kestrel_memslot	slots[KESTREL_NR_MEMSLOTS];
+	struct mutex		slots_lock;
+	spinlock_t		mmu_lock;
+	struct kestrel_memslot	*slots;		/* KESTREL_NR_MEMSLOTS */
+	u16			*by_gpa;	/* live slots, sorted by gpa */
+	unsigned int		nr_live_slots;
+	struct mmu_notifier	mmu_notifier;
+	unsigned long		mmu_seq;	/* bumped when one ends */
+	long			mmu_invalidating; /* in progress now */
+	u64			nested_faults;
+	u64			invalidations;
+
+	/* Bumped when translations are removed; vCPUs compare on entry. */
+	atomic_t		tlb_gen;
 
 	struct kestrel_arch_vm	arch;
 };
@@ -137,11 +157,17 @@ int kestrel_create_vcpu(struct kestrel_vm *vm, unsigned long id);
 void kestrel_vcpus_destroy(struct kestrel_vm *vm);
 
 /* memslot.c */
+int kestrel_memslots_init(struct kestrel_vm *vm);
+void kestrel_memslots_destroy(struct kestrel_vm *vm);
 int kestrel_set_memory_region(struct kestrel_vm *vm,
 			      const struct kestrel_memory_region *mr);
+int kestrel_get_dirty_log(struct kestrel_vm *vm,
+			  const struct kestrel_dirty_log *log);
+void kestrel_get_vm_stats(struct kestrel_vm *vm, struct kestrel_vm_stats *st);
+u64 kestrel_vm_memory_size(struct kestrel_vm *vm);
 struct kestrel_memslot *kestrel_gpa_to_slot(struct kestrel_vm *vm, u64 gpa);
 int kestrel_read_guest(struct kestrel_vm *vm, u64 gpa, void *buf, size_t len);
-void kestrel_memslots_destroy(struct kestrel_vm *vm);
+void kestrel_vm_flush_tlbs(struct kestrel_vm *vm);
 
 /* Arch interface: implemented once per arch in module/arch/<arch>/. */
 int kestrel_arch_init(void);
@@ -152,7 +178,16 @@ long kestrel_arch_check_cap(unsigned long cap);
 long kestrel_arch_dev_ioctl(unsigned int ioctl, unsigned long arg);
 int kestrel_arch_vm_init(struct kestrel_vm *vm);
 void kestrel_arch_vm_destroy(struct kestrel_vm *vm);
-void kestrel_arch_unmap_range(struct kestrel_vm *vm, u64 gpa, u64 size);
+/*
+ * Nested-table operations on guest-physical ranges, under vm->mmu_lock.
+ * Each returns true when translations changed and the caller must flush
+ * (kestrel_vm_flush_tlbs) before the host may reuse the pages.
+ */
+bool kestrel_arch_unmap_range(struct kestrel_vm *vm, u64 gpa, u64 size);
+bool kestrel_arch_wrprotect_pages(struct kestrel_vm *vm, u64 gpa, u64 mask);
+bool kestrel_arch_age_range(struct kestrel_vm *vm, u64 gpa, u64 size,
+			    bool clear);
+void kestrel_arch_mapping_counts(struct kestrel_vm *vm, u64 *n4k, u64 *n2m);
 int kestrel_arch_vcpu_init(struct kestrel_vcpu *vcpu);
 void kestrel_arch_vcpu_destroy(struct kestrel_vcpu *vcpu);
 long kestrel_arch_vcpu_ioctl(struct kestrel_vcpu *vcpu, unsigned int ioctl,

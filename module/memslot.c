@@ -1,34 +1,96 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Memory slots: which guest-physical ranges are backed by which ranges of
- * the VM owner's memory.  The core validates and publishes slots; the arch
- * maps pages into the nested page tables on demand and unmaps them here
- * when a slot goes away.
+ * Guest memory: which guest-physical ranges are backed by which ranges of
+ * the VM owner's memory, and how the host memory manager's changes reach
+ * the nested page tables.
+ *
+ * Guest RAM is the owner's ordinary memory and stays the host's: nothing is
+ * pinned.  The arch maps a page into the nested tables on a nested fault
+ * (taking only a transient reference), and the MMU notifier registered on
+ * the owner's mm removes translations whenever the host unmaps, protects,
+ * migrates, swaps out, merges or splits a page.  The notifier and the fault
+ * path agree through vm->mmu_seq and vm->mmu_invalidating (see npt.c).
  */
 #include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <linux/vmalloc.h>
 
 #include "kestrel.h"
 
-/* Caller holds vm->mmu_lock. */
+/* ---- lookup --------------------------------------------------------------- */
+
+/* Caller holds vm->mmu_lock or vm->slots_lock. */
 struct kestrel_memslot *kestrel_gpa_to_slot(struct kestrel_vm *vm, u64 gpa)
 {
-	int i;
+	unsigned int lo = 0, hi = vm->nr_live_slots;
 
-	for (i = 0; i < KESTREL_NR_MEMSLOTS; i++) {
-		struct kestrel_memslot *s = &vm->slots[i];
+	while (lo < hi) {
+		unsigned int mid = (lo + hi) / 2;
+		struct kestrel_memslot *s = &vm->slots[vm->by_gpa[mid]];
 
-		if (s->size && gpa >= s->gpa && gpa - s->gpa < s->size)
+		if (gpa < s->gpa)
+			hi = mid;
+		else if (gpa - s->gpa >= s->size)
+			lo = mid + 1;
+		else
 			return s;
 	}
 	return NULL;
 }
 
+/* Rebuild by_gpa[] from slots[]; caller holds both locks. */
+static void kestrel_slots_resort(struct kestrel_vm *vm)
+{
+	unsigned int i, j, n = 0;
+
+	for (i = 0; i < KESTREL_NR_MEMSLOTS; i++)
+		if (vm->slots[i].size)
+			vm->by_gpa[n++] = i;
+	/* Insertion sort: at most a few hundred slots, changed rarely. */
+	for (i = 1; i < n; i++) {
+		u16 v = vm->by_gpa[i];
+
+		for (j = i; j > 0 &&
+		     vm->slots[vm->by_gpa[j - 1]].gpa > vm->slots[v].gpa; j--)
+			vm->by_gpa[j] = vm->by_gpa[j - 1];
+		vm->by_gpa[j] = v;
+	}
+	vm->nr_live_slots = n;
+}
+
+u64 kestrel_vm_memory_size(struct kestrel_vm *vm)
+{
+	u64 total = 0;
+	unsigned int i;
+
+	spin_lock(&vm->mmu_lock);
+	for (i = 0; i < vm->nr_live_slots; i++)
+		total += vm->slots[vm->by_gpa[i]].size;
+	spin_unlock(&vm->mmu_lock);
+	return total;
+}
+
+/*
+ * Make every vCPU drop its cached translations before the caller lets the
+ * host reuse what they pointed to.  Callable under vm->mmu_lock.
+ */
+void kestrel_vm_flush_tlbs(struct kestrel_vm *vm)
+{
+	atomic_inc(&vm->tlb_gen);
+	kestrel_vm_kick_all(vm);
+}
+
+/* ---- slots from userspace -------------------------------------------------- */
+
+#define KESTREL_MEM_FLAGS	(KESTREL_MEM_LOG_DIRTY_PAGES | KESTREL_MEM_READONLY)
+
 static int kestrel_validate_region(const struct kestrel_memory_region *mr)
 {
 	u64 end;
 
-	if (mr->flags || mr->slot >= KESTREL_NR_MEMSLOTS)
+	if ((mr->flags & ~KESTREL_MEM_FLAGS) || mr->slot >= KESTREL_NR_MEMSLOTS)
 		return -EINVAL;
 	if (!PAGE_ALIGNED(mr->guest_phys_addr) ||
 	    !PAGE_ALIGNED(mr->memory_size) ||
@@ -46,58 +108,185 @@ static int kestrel_validate_region(const struct kestrel_memory_region *mr)
 	return 0;
 }
 
+static bool kestrel_overlaps(struct kestrel_vm *vm, unsigned int self,
+			     u64 gpa, u64 size)
+{
+	unsigned int i;
+
+	for (i = 0; i < vm->nr_live_slots; i++) {
+		struct kestrel_memslot *s = &vm->slots[vm->by_gpa[i]];
+
+		if (vm->by_gpa[i] != self && gpa < s->gpa + s->size &&
+		    s->gpa < gpa + size)
+			return true;
+	}
+	return false;
+}
+
+static unsigned long *kestrel_alloc_bitmap(u64 size)
+{
+	return kvzalloc(BITS_TO_LONGS(size >> PAGE_SHIFT) * sizeof(long),
+			GFP_KERNEL_ACCOUNT);
+}
+
+/*
+ * Create, delete, move or re-flag a slot.  Translations of a range that
+ * goes away are removed and flushed before the call returns, so userspace
+ * may unmap the memory right after.
+ */
 int kestrel_set_memory_region(struct kestrel_vm *vm,
 			      const struct kestrel_memory_region *mr)
 {
+	unsigned long *new_dirty = NULL, *old_dirty = NULL;
 	struct kestrel_memslot *slot;
-	int i, r;
+	bool logging = mr->flags & KESTREL_MEM_LOG_DIRTY_PAGES;
+	int r;
 
 	r = kestrel_validate_region(mr);
 	if (r)
 		return r;
 
-	mutex_lock(&vm->mmu_lock);
+	mutex_lock(&vm->slots_lock);
 	slot = &vm->slots[mr->slot];
 
-	if (!mr->memory_size) {
+	if (!mr->memory_size) {				/* delete */
 		if (!slot->size) {
 			r = -ENOENT;
 			goto out;
 		}
-		/*
-		 * Unmap first, then make every vCPU leave the guest so that no
-		 * stale translation outlives the pages' release.
-		 */
-		kestrel_arch_unmap_range(vm, slot->gpa, slot->size);
-		slot->size = 0;
+		spin_lock(&vm->mmu_lock);
+		if (kestrel_arch_unmap_range(vm, slot->gpa, slot->size))
+			kestrel_vm_flush_tlbs(vm);
+		old_dirty = slot->dirty;
+		memset(slot, 0, sizeof(*slot));
+		kestrel_slots_resort(vm);
+		spin_unlock(&vm->mmu_lock);
 		goto out;
 	}
 
-	if (slot->size) {
+	if (slot->size && (slot->size != mr->memory_size ||
+			   slot->hva != mr->userspace_addr)) {
+		r = -EEXIST;				/* delete first */
+		goto out;
+	}
+	if (kestrel_overlaps(vm, mr->slot, mr->guest_phys_addr,
+			     mr->memory_size)) {
 		r = -EEXIST;
 		goto out;
 	}
-	for (i = 0; i < KESTREL_NR_MEMSLOTS; i++) {
-		struct kestrel_memslot *s = &vm->slots[i];
-
-		if (s->size && mr->guest_phys_addr < s->gpa + s->size &&
-		    s->gpa < mr->guest_phys_addr + mr->memory_size) {
-			r = -EEXIST;
+	if (logging && !slot->dirty) {
+		new_dirty = kestrel_alloc_bitmap(mr->memory_size);
+		if (!new_dirty) {
+			r = -ENOMEM;
 			goto out;
 		}
+	}
+
+	spin_lock(&vm->mmu_lock);
+	/*
+	 * A move removes the old translations; starting to log or becoming
+	 * read-only removes them too, so every page refaults as it must.
+	 */
+	if (slot->size && (slot->gpa != mr->guest_phys_addr ||
+			   (logging && !slot->dirty) ||
+			   (mr->flags & ~slot->flags & KESTREL_MEM_READONLY))) {
+		if (kestrel_arch_unmap_range(vm, slot->gpa, slot->size))
+			kestrel_vm_flush_tlbs(vm);
 	}
 	slot->gpa = mr->guest_phys_addr;
 	slot->hva = mr->userspace_addr;
 	slot->size = mr->memory_size;
+	slot->flags = mr->flags;
+	if (logging && !slot->dirty) {
+		slot->dirty = new_dirty;
+		new_dirty = NULL;
+	} else if (!logging) {
+		old_dirty = slot->dirty;
+		slot->dirty = NULL;
+	}
+	kestrel_slots_resort(vm);
+	spin_unlock(&vm->mmu_lock);
 out:
-	mutex_unlock(&vm->mmu_lock);
+	mutex_unlock(&vm->slots_lock);
+	kvfree(new_dirty);
+	kvfree(old_dirty);
 	return r;
 }
 
 /*
+ * Fetch and clear a slot's dirty bitmap.  For each word: take the bits,
+ * write-protect those pages, and flush before copying out.  A guest write
+ * that races is either in this round (its page is in the bitmap, and its
+ * data reaches userspace after the flush) or faults and is in the next.
+ */
+int kestrel_get_dirty_log(struct kestrel_vm *vm,
+			  const struct kestrel_dirty_log *log)
+{
+	struct kestrel_memslot *slot;
+	unsigned long *snap;
+	u64 words, i;
+	bool flush = false;
+	int r = 0;
+
+	if (log->padding || log->slot >= KESTREL_NR_MEMSLOTS)
+		return -EINVAL;
+
+	mutex_lock(&vm->slots_lock);
+	slot = &vm->slots[log->slot];
+	if (!slot->size) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (!slot->dirty) {
+		r = -EINVAL;			/* not logging */
+		goto out;
+	}
+	words = DIV_ROUND_UP(slot->size >> PAGE_SHIFT, 64);
+	snap = kvzalloc(words * sizeof(u64), GFP_KERNEL_ACCOUNT);
+	if (!snap) {
+		r = -ENOMEM;
+		goto out;
+	}
+
+	spin_lock(&vm->mmu_lock);
+	for (i = 0; i < BITS_TO_LONGS(slot->size >> PAGE_SHIFT); i++) {
+		unsigned long mask = xchg(&slot->dirty[i], 0);
+
+		if (!mask)
+			continue;
+		snap[i] = mask;
+		flush |= kestrel_arch_wrprotect_pages(vm, slot->gpa +
+						      i * BITS_PER_LONG * PAGE_SIZE,
+						      mask);
+	}
+	if (flush)
+		kestrel_vm_flush_tlbs(vm);
+	spin_unlock(&vm->mmu_lock);
+
+	if (copy_to_user(u64_to_user_ptr(log->bitmap), snap,
+			 words * sizeof(u64)))
+		r = -EFAULT;
+	kvfree(snap);
+out:
+	mutex_unlock(&vm->slots_lock);
+	return r;
+}
+
+void kestrel_get_vm_stats(struct kestrel_vm *vm, struct kestrel_vm_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->memory_size = kestrel_vm_memory_size(vm);
+	spin_lock(&vm->mmu_lock);
+	kestrel_arch_mapping_counts(vm, &st->mapped_4k, &st->mapped_2m);
+	st->nested_faults = vm->nested_faults;
+	st->invalidations = vm->invalidations;
+	spin_unlock(&vm->mmu_lock);
+}
+
+/*
  * Read guest-physical memory through the owner's mapping.  Runs in the vCPU
- * thread, whose mm is the VM's; the slot lock is not held across the copy
- * because the copy may fault and sleep in the host memory manager.
+ * thread, whose mm is the VM's; the lock is not held across the copy, which
+ * may fault and sleep in the host memory manager.
  */
 int kestrel_read_guest(struct kestrel_vm *vm, u64 gpa, void *buf, size_t len)
 {
@@ -106,15 +295,15 @@ int kestrel_read_guest(struct kestrel_vm *vm, u64 gpa, void *buf, size_t len)
 		unsigned long hva;
 		size_t chunk;
 
-		mutex_lock(&vm->mmu_lock);
+		spin_lock(&vm->mmu_lock);
 		s = kestrel_gpa_to_slot(vm, gpa);
 		if (!s) {
-			mutex_unlock(&vm->mmu_lock);
+			spin_unlock(&vm->mmu_lock);
 			return -EFAULT;
 		}
 		hva = s->hva + (gpa - s->gpa);
 		chunk = min_t(u64, len, s->gpa + s->size - gpa);
-		mutex_unlock(&vm->mmu_lock);
+		spin_unlock(&vm->mmu_lock);
 
 		if (copy_from_user(buf, (void __user *)hva, chunk))
 			return -EFAULT;
@@ -125,10 +314,162 @@ int kestrel_read_guest(struct kestrel_vm *vm, u64 gpa, void *buf, size_t len)
 	return 0;
 }
 
+/* ---- the MMU notifier ---------------------------------------------------------- */
+
+static inline struct kestrel_vm *mn_to_vm(struct mmu_notifier *mn)
+{
+	return container_of(mn, struct kestrel_vm, mmu_notifier);
+}
+
+/*
+ * Apply fn to the guest-physical parts of every slot that [start, end) of
+ * the owner's address space backs.  Caller holds vm->mmu_lock.
+ */
+static bool kestrel_for_hva_range(struct kestrel_vm *vm, unsigned long start,
+				  unsigned long end,
+				  bool (*fn)(struct kestrel_vm *, u64, u64, bool),
+				  bool arg)
+{
+	bool ret = false;
+	unsigned int i;
+
+	for (i = 0; i < vm->nr_live_slots; i++) {
+		struct kestrel_memslot *s = &vm->slots[vm->by_gpa[i]];
+		unsigned long lo = max(start, s->hva);
+		unsigned long hi = min(end, (unsigned long)(s->hva + s->size));
+
+		if (lo >= hi)
+			continue;
+		lo &= PAGE_MASK;
+		hi = PAGE_ALIGN(hi);
+		ret |= fn(vm, s->gpa + (lo - s->hva), hi - lo, arg);
+	}
+	return ret;
+}
+
+static bool kestrel_unmap_fn(struct kestrel_vm *vm, u64 gpa, u64 size,
+			     bool unused)
+{
+	return kestrel_arch_unmap_range(vm, gpa, size);
+}
+
+static int kestrel_mn_invalidate_start(struct mmu_notifier *mn,
+				       const struct mmu_notifier_range *range)
+{
+	struct kestrel_vm *vm = mn_to_vm(mn);
+
+	/* Spinlock and IPIs only: fine where the caller may not block. */
+	spin_lock(&vm->mmu_lock);
+	vm->mmu_invalidating++;
+	if (kestrel_for_hva_range(vm, range->start, range->end,
+				  kestrel_unmap_fn, false)) {
+		vm->invalidations++;
+		kestrel_vm_flush_tlbs(vm);
+	}
+	spin_unlock(&vm->mmu_lock);
+	return 0;
+}
+
+static void kestrel_mn_invalidate_end(struct mmu_notifier *mn,
+				      const struct mmu_notifier_range *range)
+{
+	struct kestrel_vm *vm = mn_to_vm(mn);
+
+	spin_lock(&vm->mmu_lock);
+	vm->mmu_seq++;
+	vm->mmu_invalidating--;
+	spin_unlock(&vm->mmu_lock);
+}
+
+static int kestrel_mn_age(struct mmu_notifier *mn, unsigned long start,
+			  unsigned long end, bool clear)
+{
+	struct kestrel_vm *vm = mn_to_vm(mn);
+	bool young;
+
+	spin_lock(&vm->mmu_lock);
+	young = kestrel_for_hva_range(vm, start, end, kestrel_arch_age_range,
+				      clear);
+	spin_unlock(&vm->mmu_lock);
+	return young;
+}
+
+/* Reclaim asks whether the guest used a page: the nested Accessed bits. */
+static int kestrel_mn_clear_flush_young(struct mmu_notifier *mn,
+					struct mm_struct *mm,
+					unsigned long start, unsigned long end)
+{
+	/* A stale Accessed bit only makes a page look used a while longer. */
+	return kestrel_mn_age(mn, start, end, true);
+}
+
+static int kestrel_mn_clear_young(struct mmu_notifier *mn,
+				  struct mm_struct *mm,
+				  unsigned long start, unsigned long end)
+{
+	return kestrel_mn_age(mn, start, end, true);
+}
+
+static int kestrel_mn_test_young(struct mmu_notifier *mn, struct mm_struct *mm,
+				 unsigned long address)
+{
+	return kestrel_mn_age(mn, address, address + 1, false);
+}
+
+/* The owner's address space is being torn down: drop every translation. */
+static void kestrel_mn_release(struct mmu_notifier *mn, struct mm_struct *mm)
+{
+	struct kestrel_vm *vm = mn_to_vm(mn);
+
+	spin_lock(&vm->mmu_lock);
+	if (kestrel_for_hva_range(vm, 0, ULONG_MAX, kestrel_unmap_fn, false))
+		kestrel_vm_flush_tlbs(vm);
+	spin_unlock(&vm->mmu_lock);
+}
+
+static const struct mmu_notifier_ops kestrel_mmu_notifier_ops = {
+	.invalidate_range_start	= kestrel_mn_invalidate_start,
+	.invalidate_range_end	= kestrel_mn_invalidate_end,
+	.clear_flush_young	= kestrel_mn_clear_flush_young,
+	.clear_young		= kestrel_mn_clear_young,
+	.test_young		= kestrel_mn_test_young,
+	.release		= kestrel_mn_release,
+};
+
+/* ---- lifetime -------------------------------------------------------------------- */
+
+/* After kestrel_arch_vm_init(): notifications start at once. */
+int kestrel_memslots_init(struct kestrel_vm *vm)
+{
+	vm->slots = kvcalloc(KESTREL_NR_MEMSLOTS, sizeof(*vm->slots),
+			     GFP_KERNEL_ACCOUNT);
+	vm->by_gpa = kvcalloc(KESTREL_NR_MEMSLOTS, sizeof(*vm->by_gpa),
+			      GFP_KERNEL_ACCOUNT);
+	if (!vm->slots || !vm->by_gpa)
+		goto err;
+	vm->mmu_notifier.ops = &kestrel_mmu_notifier_ops;
+	if (mmu_notifier_register(&vm->mmu_notifier, vm->mm))
+		goto err;
+	return 0;
+err:
+	kvfree(vm->slots);
+	kvfree(vm->by_gpa);
+	vm->slots = NULL;
+	vm->by_gpa = NULL;
+	return -ENOMEM;
+}
+
+/* Before kestrel_arch_vm_destroy(): no notifier may run after this. */
 void kestrel_memslots_destroy(struct kestrel_vm *vm)
 {
 	int i;
 
+	if (!vm->slots)
+		return;
+	mmu_notifier_unregister(&vm->mmu_notifier, vm->mm);
 	for (i = 0; i < KESTREL_NR_MEMSLOTS; i++)
-		vm->slots[i].size = 0;
+		kvfree(vm->slots[i].dirty);
+	kvfree(vm->slots);
+	kvfree(vm->by_gpa);
+	vm->slots = NULL;
 }

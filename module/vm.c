@@ -37,9 +37,10 @@ static void kestrel_vm_free(struct kref *ref)
 	mutex_unlock(&kestrel_vms_lock);
 	ida_free(&kestrel_vm_ida, vm->id);
 
+	/* First the notifier (it kicks vCPUs), then what it touches. */
+	kestrel_memslots_destroy(vm);
 	/* Every vCPU fd is closed: each held a reference. */
 	kestrel_vcpus_destroy(vm);
-	kestrel_memslots_destroy(vm);
 	kestrel_arch_vm_destroy(vm);
 	mmdrop(vm->mm);
 	kfree(vm);
@@ -98,6 +99,19 @@ static long kestrel_vm_ioctl(struct file *filp, unsigned int ioctl,
 	}
 	case KESTREL_CREATE_VCPU:
 		return kestrel_create_vcpu(vm, arg);
+	case KESTREL_GET_DIRTY_LOG: {
+		struct kestrel_dirty_log log;
+
+		if (copy_from_user(&log, uarg, sizeof(log)))
+			return -EFAULT;
+		return kestrel_get_dirty_log(vm, &log);
+	}
+	case KESTREL_GET_VM_STATS: {
+		struct kestrel_vm_stats st;
+
+		kestrel_get_vm_stats(vm, &st);
+		return copy_to_user(uarg, &st, sizeof(st)) ? -EFAULT : 0;
+	}
 	default:
 		return -ENOTTY;
 	}
@@ -159,7 +173,9 @@ int kestrel_create_vm(struct kestrel_create_vm __user *uarg)
 	}
 	kref_init(&vm->ref);
 	mutex_init(&vm->lock);
-	mutex_init(&vm->mmu_lock);
+	mutex_init(&vm->slots_lock);
+	spin_lock_init(&vm->mmu_lock);
+	atomic_set(&vm->tlb_gen, 0);
 	memcpy(vm->name, args.name, sizeof(vm->name));
 	vm->owner_pid = task_tgid_nr(current);
 	vm->created_ns = ktime_get_real_ns();
@@ -174,19 +190,26 @@ int kestrel_create_vm(struct kestrel_create_vm __user *uarg)
 	r = kestrel_arch_vm_init(vm);
 	if (r)
 		goto err_id;
-
-	fd = anon_inode_getfd("kestrel-vm", &kestrel_vm_fops, vm,
-			      O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		r = fd;
+	r = kestrel_memslots_init(vm);
+	if (r)
 		goto err_arch;
-	}
+
+	/*
+	 * Listed before the fd exists: once it does, another thread may
+	 * close it, and kestrel_vm_free() unlinks the VM.
+	 */
 	mutex_lock(&kestrel_vms_lock);
 	list_add_tail(&vm->node, &kestrel_vms);
 	mutex_unlock(&kestrel_vms_lock);
+
+	fd = anon_inode_getfd("kestrel-vm", &kestrel_vm_fops, vm,
+			      O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		kestrel_vm_put(vm);	/* unlinks, reports and frees it */
 	return fd;
 
 err_arch:
+	kestrel_memslots_destroy(vm);
 	kestrel_arch_vm_destroy(vm);
 err_id:
 	ida_free(&kestrel_vm_ida, vm->id);

@@ -111,23 +111,44 @@ for t in "$selftests_dir"/*_test; do
 	ntests=$((ntests + 1))
 done
 
-# The stock KVM modules of this kernel, for the selftests that check Kestrel
-# and KVM taking turns on SVM (host_test): /lib/modules/kvm/NAME.ko,
-# uncompressed so that a plain finit_module() takes them.
-kmods=/lib/modules/$kver/kernel
-for m in virt/lib/irqbypass drivers/crypto/ccp/ccp arch/x86/kvm/kvm arch/x86/kvm/kvm-amd; do
-	dest=$stage/lib/modules/kvm/${m##*/}.ko
-	mkdir -p "$stage/lib/modules/kvm"
-	if [ -f "$kmods/$m.ko" ]; then
-		cp "$kmods/$m.ko" "$dest"
-	elif [ -f "$kmods/$m.ko.xz" ]; then
-		xz -dc "$kmods/$m.ko.xz" > "$dest"
-	elif [ -f "$kmods/$m.ko.zst" ] && command -v zstd >/dev/null; then
-		zstd -qdc "$kmods/$m.ko.zst" > "$dest"
-	else
-		echo "mkinitramfs: warning: no $m.ko for $kver" >&2
+# stock_modules DIR MODULE...: copy stock modules of this kernel and their
+# dependencies, uncompressed so that a plain finit_module() takes them, to
+# DIR/NAME.ko, and list them in load order (dependencies first) in
+# DIR/order.  Tests load them from there.
+stock_module() {
+	local dir=$1 name=$2 dep file
+	case " $(cat "$dir/order" 2>/dev/null | tr '\n' ' ') " in
+	*" $name "*) return 0 ;;
+	esac
+	for dep in $(modinfo -k "$kver" -F depends "$name" 2>/dev/null | tr ',' ' '); do
+		stock_module "$dir" "$dep"
+	done
+	if ! file=$(modinfo -k "$kver" -n "$name" 2>/dev/null) || [ ! -f "$file" ]; then
+		# Built in, or absent: tests find out and say so.
+		return 0
 	fi
-done
+	case $file in
+	*.ko.xz) xz -dc "$file" > "$dir/$name.ko" ;;
+	*.ko.zst) zstd -qdc "$file" > "$dir/$name.ko" ;;
+	*) cp "$file" "$dir/$name.ko" ;;
+	esac
+	echo "$name" >> "$dir/order"
+}
+
+stock_modules() {
+	local dir=$stage$1 m
+	shift
+	mkdir -p "$dir"
+	: > "$dir/order"
+	for m in "$@"; do
+		stock_module "$dir" "$m"
+	done
+}
+
+# KVM, for the tests of Kestrel and KVM taking turns on SVM (host_test).
+stock_modules /lib/modules/kvm kvm-amd
+# zram, for a swapping host under a large guest (memory_test).
+stock_modules /lib/modules/zram zram
 
 for extra in "$@"; do
 	src=${extra%%:*}

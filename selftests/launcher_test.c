@@ -339,19 +339,39 @@ static enum test_result test_triple_fault(const void *arg)
 
 static enum test_result test_unbacked(const void *arg)
 {
-	/* mov 0x3ff00000, %eax: mapped by the page tables, no RAM there */
-	static const uint8_t code[] = {
-		0x8b, 0x04, 0x25, 0x00, 0x00, 0xf0, 0x3f, 0xf4,
+	/* mov $0x3ff00000, %rax; jmp *%rax: mapped by the tables, no RAM */
+	static const uint8_t jump[] = {
+		0x48, 0xc7, 0xc0, 0x00, 0x00, 0xf0, 0x3f, 0xff, 0xe0,
 	};
-	const char *img = image(code, sizeof(code));
+	/*
+	 * mov 0x3ff00000, %eax; mov %eax, 0x3ff00010; out %al, $0x80; hlt:
+	 * an MMIO load (all ones) and a store, which the launcher ignores.
+	 */
+	static const uint8_t mmio[] = {
+		0x8b, 0x04, 0x25, 0x00, 0x00, 0xf0, 0x3f,
+		0x89, 0x04, 0x25, 0x10, 0x00, 0xf0, 0x3f,
+		0xe6, 0x80, 0xf4,
+	};
+	const char *img = image(jump, sizeof(jump));
 	struct result r;
 
 	(void)arg;
 	CHECK(img);
+	/* Code there cannot be emulated: the launcher reports and exits 3. */
 	CHECK_H(launch(&r, 0, 0, (const char *[]){
 		"run", "--mode", "long", "--mem", "2M", "--flat", img, NULL }));
 	CHECK_STATUS(&r, 3);
 	CHECK_HAS(r.err, "0x3ff00000");
+
+	img = image(mmio, sizeof(mmio));
+	CHECK(img);
+	CHECK_H(launch(&r, 0, 0, (const char *[]){
+		"run", "-v", "--mode", "long", "--mem", "2M", "--flat", img,
+		NULL }));
+	CHECK_STATUS(&r, 0);
+	CHECK_HAS(r.err, "MMIO load from 0x3ff00000 size 4");
+	CHECK_HAS(r.err, "MMIO store to 0x3ff00010 size 4 ignored");
+	CHECK_HAS(r.err, "OUT port 0x0080 size 1 value 0xff");
 	return TEST_PASS;
 }
 
@@ -418,7 +438,8 @@ static const struct test_case cases[] = {
 	{ "COM1: LSR reads 0x60, other INs all ones, other OUTs ignored",
 	  test_com1_model, NULL },
 	{ "a triple-faulting guest exits 2", test_triple_fault, NULL },
-	{ "a guest touching unbacked memory exits 3", test_unbacked, NULL },
+	{ "unbacked memory: code there exits 3, loads and stores are MMIO",
+	  test_unbacked, NULL },
 	{ "SIGTERM and SIGINT stop a spinning guest: 143 and 130",
 	  test_signals, NULL },
 	{ "bad files and options exit 1 naming the problem", test_errors,

@@ -109,6 +109,8 @@ const char *exit_reason_name(uint32_t reason)
 		[KESTREL_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
 		[KESTREL_EXIT_INTR] = "INTR",
 		[KESTREL_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
+		[KESTREL_EXIT_MEMORY_FAULT] = "MEMORY_FAULT",
+		[KESTREL_EXIT_MMIO] = "MMIO",
 	};
 
 	if (reason < ARRAY_SIZE(names) && names[reason])
@@ -673,6 +675,17 @@ void dump_vcpu(struct vcpu *vcpu)
 				    i < KESTREL_INTERNAL_NDATA; i++)
 				diag("  data[%u] = 0x%llx", i,
 				     (unsigned long long)run->internal.data[i]);
+			break;
+		case KESTREL_EXIT_MMIO:
+			diag("  mmio: 0x%llx len %u write %u",
+			     (unsigned long long)run->mmio.phys_addr,
+			     run->mmio.len, run->mmio.is_write);
+			break;
+		case KESTREL_EXIT_MEMORY_FAULT:
+			diag("  memory_fault: 0x%llx size %llu flags 0x%llx",
+			     (unsigned long long)run->memory_fault.gpa,
+			     (unsigned long long)run->memory_fault.size,
+			     (unsigned long long)run->memory_fault.flags);
 			break;
 		case KESTREL_EXIT_FAIL_ENTRY:
 			diag("  fail_entry: reason 0x%llx cpu %u",

@@ -261,7 +261,8 @@ static enum test_result test_region_flags(const void *arg)
 
 	(void)arg;
 	CHECK_H(region_env(&e));
-	CHECK_ERR(set_region(&e, 0, 1, 0, page_size, UA(&e, 0)), EINVAL);
+	/* bits 0 and 1 are LOG_DIRTY_PAGES and READONLY; the rest undefined */
+	CHECK_ERR(set_region(&e, 0, 4, 0, page_size, UA(&e, 0)), EINVAL);
 	CHECK_ERR(set_region(&e, 0, 0x80000000, 0, page_size, UA(&e, 0)),
 		  EINVAL);
 	/* nothing was created: the slot is still free */
@@ -372,12 +373,14 @@ static enum test_result test_region_live_slot(const void *arg)
 	(void)arg;
 	CHECK_H(region_env(&e));
 	CHECK_OK(set_region(&e, 0, 0, 0, p, UA(&e, 0)));
-	/* same values, a move, a resize: all need a delete first */
-	CHECK_ERR(set_region(&e, 0, 0, 0, p, UA(&e, 0)), EEXIST);
+	/* new backing memory or a resize need a delete first */
 	CHECK_ERR(set_region(&e, 0, 0, 16 * p, p, UA(&e, p)), EEXIST);
 	CHECK_ERR(set_region(&e, 0, 0, 0, 2 * p, UA(&e, 0)), EEXIST);
+	/* a move onto another slot's range */
+	CHECK_OK(set_region(&e, 1, 0, 8 * p, p, UA(&e, p)));
+	CHECK_ERR(set_region(&e, 0, 0, 8 * p, p, UA(&e, 0)), EEXIST);
 	CHECK_OK(set_region(&e, 0, 0, 0, 0, 0));
-	CHECK_OK(set_region(&e, 0, 0, 16 * p, p, UA(&e, p)));
+	CHECK_OK(set_region(&e, 0, 0, 16 * p, p, UA(&e, 2 * p)));
 	return TEST_PASS;
 }
 
@@ -974,7 +977,8 @@ static const struct test_case fixed_cases[] = {
 	  test_region_user_range, NULL },
 	{ "SET_MEMORY_REGION overlapping another slot: EEXIST",
 	  test_region_overlap, NULL },
-	{ "SET_MEMORY_REGION on a live slot: EEXIST", test_region_live_slot, NULL },
+	{ "SET_MEMORY_REGION resizing, rebacking or moving onto a slot: EEXIST",
+	  test_region_live_slot, NULL },
 	{ "SET_MEMORY_REGION deleting an empty slot: ENOENT",
 	  test_region_delete_empty, NULL },
 	{ "CREATE_VCPU id out of range: EINVAL", test_vcpu_id_range, NULL },

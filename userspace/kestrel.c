@@ -634,6 +634,23 @@ static void handle_io(struct vm *vm)
 		    run->io.port, run->io.size);
 }
 
+/*
+ * The launcher has no MMIO devices yet: like an empty bus, loads read all
+ * ones and stores vanish.
+ */
+static void handle_mmio(struct vm *vm)
+{
+	struct kestrel_run *run = vm->run;
+
+	if (verbose)
+		err("MMIO %s 0x%llx size %u%s", run->mmio.is_write ? "store to" :
+		    "load from", (unsigned long long)run->mmio.phys_addr,
+		    run->mmio.len, run->mmio.is_write ? " ignored" :
+		    ": returning all ones");
+	if (!run->mmio.is_write)
+		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+}
+
 static int run_vm(struct vm *vm)
 {
 	struct kestrel_run *run = vm->run;
@@ -646,12 +663,21 @@ static int run_vm(struct vm *vm)
 		if (ioctl(vm->vcpu, KESTREL_RUN, 0UL) < 0) {
 			if (errno == EINTR)
 				continue;	/* stop_signal says why */
+			if (errno == EFAULT &&
+			    run->exit_reason == KESTREL_EXIT_MEMORY_FAULT) {
+				err("guest memory at 0x%llx is not accessible to the launcher",
+				    (unsigned long long)run->memory_fault.gpa);
+				return 3;
+			}
 			err("KESTREL_RUN: %s", strerror(errno));
 			return 1;
 		}
 		switch (run->exit_reason) {
 		case KESTREL_EXIT_IO:
 			handle_io(vm);
+			break;
+		case KESTREL_EXIT_MMIO:
+			handle_mmio(vm);
 			break;
 		case KESTREL_EXIT_HLT:
 			fflush(stdout);

@@ -53,12 +53,16 @@ struct kestrel_create_vm {
 /*
  * Guest-physical [guest_phys_addr, +memory_size) is backed by the caller's
  * [userspace_addr, +memory_size).  memory_size == 0 deletes the slot.
- * All three must be page aligned.  A slot may be moved or resized only by
- * deleting it first.
+ * All three must be page aligned.  On a slot in use, the same size and
+ * userspace_addr with a new guest_phys_addr and/or flags moves it and/or
+ * changes its flags; any other change needs a delete first.
  */
+#define KESTREL_MEM_LOG_DIRTY_PAGES	(1U << 0)
+#define KESTREL_MEM_READONLY		(1U << 1)	/* writes: MMIO exits */
+
 struct kestrel_memory_region {
 	__u32 slot;
-	__u32 flags;				/* none defined: must be 0 */
+	__u32 flags;				/* KESTREL_MEM_* */
 	__u64 guest_phys_addr;
 	__u64 memory_size;
 	__u64 userspace_addr;
@@ -66,6 +70,30 @@ struct kestrel_memory_region {
 
 #define KESTREL_SET_MEMORY_REGION	_IOW(KESTREL_IO, 0x10, struct kestrel_memory_region)
 #define KESTREL_CREATE_VCPU		_IO(KESTREL_IO, 0x11)	/* arg: vCPU id */
+
+/*
+ * Fetch and clear a slot's dirty bitmap: bit n set means the guest wrote
+ * page n of the slot since the last call (or since logging was enabled).
+ * The buffer holds ceil(pages / 64) little-endian 64-bit words.
+ */
+struct kestrel_dirty_log {
+	__u32 slot;
+	__u32 padding;				/* must be 0 */
+	__u64 bitmap;				/* userspace pointer */
+};
+
+/* Memory statistics of a VM, read with KESTREL_GET_VM_STATS. */
+struct kestrel_vm_stats {
+	__u64 memory_size;		/* bytes in all slots */
+	__u64 mapped_4k;		/* 4 KiB nested mappings present */
+	__u64 mapped_2m;		/* 2 MiB nested mappings present */
+	__u64 nested_faults;		/* nested page faults taken */
+	__u64 invalidations;		/* host invalidations that hit the VM */
+	__u64 reserved[11];
+};
+
+#define KESTREL_GET_DIRTY_LOG		_IOW(KESTREL_IO, 0x12, struct kestrel_dirty_log)
+#define KESTREL_GET_VM_STATS		_IOR(KESTREL_IO, 0x13, struct kestrel_vm_stats)
 
 /* ---- vCPU fd --------------------------------------------------------- */
 
@@ -137,6 +165,11 @@ struct kestrel_cpuid {
 #define KESTREL_EXIT_INTERNAL_ERROR	4	/* see run->internal */
 #define KESTREL_EXIT_INTR		5	/* signal or immediate_exit: -EINTR */
 #define KESTREL_EXIT_FAIL_ENTRY		6	/* hardware refused the state */
+#define KESTREL_EXIT_MEMORY_FAULT	7	/* slot memory not accessible: -EFAULT */
+#define KESTREL_EXIT_MMIO		8	/* see run->mmio */
+
+#define KESTREL_MEMORY_FAULT_WRITE	(1ULL << 0)
+#define KESTREL_MEMORY_FAULT_EXEC	(1ULL << 1)
 
 #define KESTREL_EXIT_IO_IN		0
 #define KESTREL_EXIT_IO_OUT		1
@@ -172,12 +205,35 @@ struct kestrel_run {
 			__u32 count;
 			__u64 data_offset;
 		} io;
+		/*
+		 * KESTREL_EXIT_MMIO: a guest load or store to guest-physical
+		 * memory no slot backs, or a store to a read-only slot.  For
+		 * a load, fill data[0..len); the next RUN completes it.  RIP
+		 * already points past the instruction.
+		 */
+		struct {
+			__u64 phys_addr;
+			__u8  data[8];
+			__u32 len;		/* 1, 2, 4 or 8 */
+			__u8  is_write;
+			__u8  padding[3];
+		} mmio;
 		/* KESTREL_EXIT_FAIL_ENTRY */
 		struct {
 			__u64 hardware_entry_failure_reason;
 			__u32 cpu;
 			__u32 padding;
 		} fail_entry;
+		/*
+		 * KESTREL_EXIT_MEMORY_FAULT: the owner's memory behind a slot
+		 * does not allow the access (unmapped, mprotect()ed).  RUN
+		 * returned -1/EFAULT; fix the mapping and RUN again.
+		 */
+		struct {
+			__u64 flags;		/* KESTREL_MEMORY_FAULT_* */
+			__u64 gpa;
+			__u64 size;
+		} memory_fault;
 		/* KESTREL_EXIT_INTERNAL_ERROR */
 		struct {
 			__u32 suberror;

@@ -431,10 +431,25 @@ static u64 svm_npt_table_entry(phys_addr_t table)
 	return table | _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED;
 }
 
-static u64 svm_npt_leaf_entry(phys_addr_t page, bool writable)
+static u64 svm_npt_leaf_entry(phys_addr_t page, bool writable, bool huge)
 {
 	return page | _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED |
-	       (writable ? _PAGE_RW | _PAGE_DIRTY : 0);
+	       (writable ? _PAGE_RW | _PAGE_DIRTY : 0) | (huge ? _PAGE_PSE : 0);
+}
+
+static bool svm_npt_entry_writable(u64 entry)
+{
+	return entry & _PAGE_RW;
+}
+
+static bool svm_npt_entry_young(u64 entry)
+{
+	return entry & _PAGE_ACCESSED;
+}
+
+static u64 svm_npt_entry_mkold(u64 entry)
+{
+	return entry & ~(u64)_PAGE_ACCESSED;
 }
 
 /* ---- the world switch ------------------------------------------------------- */
@@ -548,6 +563,7 @@ static void svm_describe_exit(struct kestrel_vcpu *vcpu, struct vmcb_k *vmcb,
 		e->reason = X86_EXIT_NPF;
 		e->npf.gpa = e->info2;
 		e->npf.error = e->info1;
+		e->npf.walk = e->info1 & BIT_ULL(33);
 		break;
 	case SVM_EXIT_SHUTDOWN:
 		e->reason = X86_EXIT_SHUTDOWN;
@@ -599,7 +615,7 @@ static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 	WRITE_ONCE(vcpu->mode, KESTREL_IN_GUEST);
 	/* Pairs with kestrel_vm_kick_all(): mode before tlb_gen. */
 	smp_mb();
-	gen = atomic_read(&vcpu->vm->arch.tlb_gen);
+	gen = atomic_read(&vcpu->vm->tlb_gen);
 	if (sv->cpu != cpu || sv->asid_gen != sd->asid_gen ||
 	    gen != a->tlb_gen || a->tlb_flush_pending) {
 		svm_new_asid(sv, sd, cpu);
@@ -648,5 +664,8 @@ const struct kestrel_backend_ops kestrel_svm_ops = {
 	.get_seg		= svm_get_seg,
 	.npt_table_entry	= svm_npt_table_entry,
 	.npt_leaf_entry		= svm_npt_leaf_entry,
+	.npt_entry_writable	= svm_npt_entry_writable,
+	.npt_entry_young	= svm_npt_entry_young,
+	.npt_entry_mkold	= svm_npt_entry_mkold,
 	.run			= svm_run,
 };

@@ -117,16 +117,6 @@ void kestrel_arch_vm_destroy(struct kestrel_vm *vm)
 	kestrel_npt_destroy(vm);
 }
 
-u64 kestrel_arch_vm_mapped_bytes(struct kestrel_vm *vm)
-{
-	return READ_ONCE(vm->arch.mapped_4k) * PAGE_SIZE;
-}
-
-void kestrel_arch_unmap_range(struct kestrel_vm *vm, u64 gpa, u64 size)
-{
-	kestrel_npt_unmap(vm, gpa, size);
-}
-
 /* ---- vCPU ---------------------------------------------------------------- */
 
 static void kestrel_x86_reset(struct kestrel_vcpu *vcpu)
@@ -144,6 +134,7 @@ static void kestrel_x86_reset(struct kestrel_vcpu *vcpu)
 	a->dr7 = 0x400;
 	a->exception.pending = false;
 	a->pio_in_size = 0;
+	a->mmio_in.len = 0;
 	a->apic_base = 0xfee00000 | MSR_IA32_APICBASE_ENABLE |
 		       (vcpu->id == 0 ? MSR_IA32_APICBASE_BSP : 0);
 
@@ -183,6 +174,7 @@ err:
 void kestrel_arch_vcpu_destroy(struct kestrel_vcpu *vcpu)
 {
 	kestrel_backend->vcpu_free(vcpu);
+	kestrel_npt_cache_free(&vcpu->arch.npt_cache);
 	kfree(vcpu->arch.fxsave);
 	kfree(vcpu->arch.cpuid);
 }
@@ -255,6 +247,7 @@ static int kestrel_set_regs(struct kestrel_vcpu *vcpu,
 	vcpu->arch.rflags = r->rflags | X86_EFLAGS_FIXED;
 	/* New state from userspace: any completion half-done is void. */
 	vcpu->arch.pio_in_size = 0;
+	vcpu->arch.mmio_in.len = 0;
 	return 0;
 }
 
@@ -548,17 +541,21 @@ static int kestrel_unhandled(struct kestrel_vcpu *vcpu,
 
 /*
  * Decode the instruction at RIP when the hardware did not give its length
- * (no NRIP-save).  On failure the vCPU exits to userspace with the bytes.
+ * (no NRIP-save) or its operands.  When it cannot be decoded, or is not one
+ * the caller can handle (want_mem: a ModRM memory operand), the vCPU exits
+ * to userspace with the bytes.
  */
-static int kestrel_decode_current(struct kestrel_vcpu *vcpu,
-				  struct kestrel_insn *insn, int *exit)
+static int kestrel_decode_at_rip(struct kestrel_vcpu *vcpu,
+				 struct kestrel_insn *insn, bool want_mem,
+				 int *exit)
 {
 	u8 bytes[16] = { 0 };
 	u64 linear, data[4];
 	int mode = kestrel_x86_guest_mode_bits(vcpu);
 	int n = kestrel_fetch_insn(vcpu, bytes, mode, &linear);
 
-	if (n > 0 && kestrel_decode(bytes, n, mode, insn) == 0)
+	if (n > 0 && kestrel_decode(bytes, n, mode, insn) == 0 &&
+	    (!want_mem || insn->mem))
 		return 0;
 
 	data[0] = vcpu->arch.rip;
@@ -566,6 +563,12 @@ static int kestrel_decode_current(struct kestrel_vcpu *vcpu,
 	memcpy(&data[2], bytes, 16);
 	*exit = kestrel_internal_error(vcpu, KESTREL_INTERNAL_DECODE, 4, data);
 	return -1;
+}
+
+static int kestrel_decode_current(struct kestrel_vcpu *vcpu,
+				  struct kestrel_insn *insn, int *exit)
+{
+	return kestrel_decode_at_rip(vcpu, insn, false, exit);
 }
 
 static void kestrel_skip(struct kestrel_vcpu *vcpu, int len, int mode_bits)
@@ -621,11 +624,44 @@ static int kestrel_handle_io(struct kestrel_vcpu *vcpu,
 	return 1;
 }
 
-/* An IN exit left data in the run page: put it in AL/AX/EAX. */
+/* Write the data of a completed MMIO load into its register. */
+static void kestrel_complete_mmio_in(struct kestrel_vcpu *vcpu)
+{
+	struct kestrel_arch_vcpu *a = &vcpu->arch;
+	unsigned long *reg = &a->regs[a->mmio_in.reg];
+	u64 v = 0;
+
+	memcpy(&v, vcpu->run->mmio.data, a->mmio_in.len);
+	if (a->mmio_in.sign)
+		v = a->mmio_in.len == 1 ? (u64)(s8)v : (u64)(s16)v;
+	switch (a->mmio_in.dst_bytes) {
+	case 1:
+		if (a->mmio_in.high_byte)
+			*reg = (*reg & ~0xff00UL) | (v & 0xff) << 8;
+		else
+			*reg = (*reg & ~0xffUL) | (v & 0xff);
+		break;
+	case 2:
+		*reg = (*reg & ~0xffffUL) | (v & 0xffff);
+		break;
+	case 4:
+		*reg = (u32)v;		/* 32-bit results zero-extend */
+		break;
+	default:
+		*reg = v;
+		break;
+	}
+	a->mmio_in.len = 0;
+}
+
+/* An IN or MMIO-load exit left data in the run page: put it in place. */
 void kestrel_arch_vcpu_complete_userspace_exit(struct kestrel_vcpu *vcpu)
 {
 	unsigned long *rax = &vcpu->arch.regs[KREG_RAX];
 	u32 v = 0;
+
+	if (vcpu->arch.mmio_in.len)
+		kestrel_complete_mmio_in(vcpu);
 
 	switch (vcpu->arch.pio_in_size) {
 	case 1:
@@ -814,15 +850,90 @@ static int kestrel_handle_dr(struct kestrel_vcpu *vcpu,
 	return 0;
 }
 
+/*
+ * A load or store the guest made to memory no slot backs (or a store to a
+ * read-only slot): decode the MOV, hand the access to userspace, and step
+ * over the instruction.  A load completes on the next RUN.
+ */
+static int kestrel_handle_mmio(struct kestrel_vcpu *vcpu, u64 gpa)
+{
+	struct kestrel_arch_vcpu *a = &vcpu->arch;
+	struct kestrel_run *run = vcpu->run;
+	struct kestrel_insn insn;
+	int exit, mode = kestrel_x86_guest_mode_bits(vcpu);
+	int reg, len;
+	bool write, high = false;
+	u64 val = 0;
+
+	if (kestrel_decode_at_rip(vcpu, &insn, true, &exit))
+		return exit;
+
+	/* moffs forms have no ModRM: their register is always AL/eAX. */
+	reg = insn.has_modrm ? ((insn.modrm >> 3) & 7) | ((insn.rex & 4) << 1) : 0;
+	/* Byte registers 4-7 without REX are AH, CH, DH, BH. */
+	if (insn.op_bytes == 1 && !insn.rex && reg >= 4) {
+		high = true;
+		reg -= 4;
+	}
+	len = insn.op_bytes;
+	write = false;
+	if (insn.map == 0) {
+		switch (insn.opcode) {
+		case 0x88: case 0x89:		/* MOV r/m, r */
+		case 0xa2: case 0xa3:		/* MOV moffs, AL/eAX */
+			write = true;
+			val = a->regs[reg] >> (high ? 8 : 0);
+			break;
+		case 0xc6: case 0xc7:		/* MOV r/m, imm */
+			write = true;
+			val = insn.imm;
+			break;
+		}
+	} else if (insn.map == 1 && insn.opcode >= 0xb6) {
+		len = insn.opcode & 1 ? 2 : 1;	/* MOVZX/MOVSX source */
+		high = false;
+	}
+
+	run->exit_reason = KESTREL_EXIT_MMIO;
+	run->mmio.phys_addr = gpa;
+	run->mmio.len = len;
+	run->mmio.is_write = write;
+	memset(run->mmio.data, 0, sizeof(run->mmio.data));
+	if (write) {
+		memcpy(run->mmio.data, &val, len);
+	} else {
+		a->mmio_in.len = len;
+		a->mmio_in.dst_bytes = insn.op_bytes;
+		a->mmio_in.reg = reg;
+		a->mmio_in.high_byte = high;
+		a->mmio_in.sign = insn.map == 1 && insn.opcode >= 0xbe;
+	}
+	kestrel_skip(vcpu, insn.len, mode);
+	return 1;
+}
+
 static int kestrel_handle_npf(struct kestrel_vcpu *vcpu,
 			      const struct kestrel_x86_exit *e)
 {
+	struct kestrel_run *run = vcpu->run;
 	u64 data[3];
 	int r = kestrel_npt_fault(vcpu, e->npf.gpa, e->npf.error);
 
-	if (r != -ENOENT)
+	if (r == -EFAULT) {
+		/* The owner's mapping refuses the access: userspace's call. */
+		run->exit_reason = KESTREL_EXIT_MEMORY_FAULT;
+		run->memory_fault.gpa = e->npf.gpa & PAGE_MASK;
+		run->memory_fault.size = PAGE_SIZE;
+		run->memory_fault.flags =
+			(e->npf.error & BIT(1) ? KESTREL_MEMORY_FAULT_WRITE : 0) |
+			(e->npf.error & BIT(4) ? KESTREL_MEMORY_FAULT_EXEC : 0);
+		return -EFAULT;
+	}
+	if (r != -ENOENT && r != -EROFS)
 		return r;
-	/* No slot there.  MMIO emulation arrives with the Linux-boot work. */
+	/* Not RAM: a data access is MMIO; code or page tables cannot be. */
+	if (!(e->npf.error & BIT(4)) && !e->npf.walk)
+		return kestrel_handle_mmio(vcpu, e->npf.gpa);
 	data[0] = e->npf.gpa;
 	data[1] = e->npf.error;
 	data[2] = vcpu->arch.rip;

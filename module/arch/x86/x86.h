@@ -31,6 +31,7 @@ struct kestrel_x86_exit {
 		struct {
 			u64  gpa;
 			u64  error;	/* x86 #PF-style error code */
+			bool walk;	/* while walking the guest's tables */
 		} npf;
 		struct {
 			u8   cr;
@@ -77,7 +78,10 @@ struct kestrel_backend_ops {
 
 	/* Nested page-table entry formats (NPT and EPT differ). */
 	u64	(*npt_table_entry)(phys_addr_t table);
-	u64	(*npt_leaf_entry)(phys_addr_t page, bool writable);
+	u64	(*npt_leaf_entry)(phys_addr_t page, bool writable, bool huge);
+	bool	(*npt_entry_writable)(u64 entry);
+	bool	(*npt_entry_young)(u64 entry);
+	u64	(*npt_entry_mkold)(u64 entry);
 
 	/*
 	 * Enter the guest once with the registers in vcpu->arch, deliver a
@@ -113,8 +117,8 @@ extern unsigned int kestrel_host_phys_bits;
 int kestrel_npt_init(struct kestrel_vm *vm);
 void kestrel_npt_destroy(struct kestrel_vm *vm);
 int kestrel_npt_fault(struct kestrel_vcpu *vcpu, u64 gpa, u64 error);
-void kestrel_npt_unmap(struct kestrel_vm *vm, u64 gpa, u64 size);
 phys_addr_t kestrel_npt_root_pa(struct kestrel_vm *vm);
+void kestrel_npt_cache_free(struct kestrel_npt_cache *c);
 
 /* decode.c: just enough x86 decoding to step over and read operands. */
 struct kestrel_insn {
@@ -123,7 +127,10 @@ struct kestrel_insn {
 	u8	map;		/* 0: one-byte, 1: 0F xx, 2: 0F 01 group */
 	u8	modrm;
 	bool	has_modrm;
+	bool	mem;		/* ModRM names memory */
 	u8	rex;
+	u8	op_bytes;	/* operand size: 1, 2, 4 or 8 */
+	s64	imm;		/* sign-extended immediate */
 	bool	opsize, adsize, rep, repne, lock;
 };
 int kestrel_decode(const u8 *bytes, int avail, int mode_bits,

@@ -48,9 +48,15 @@ struct kestrel_arch_vm {
 	u64		*npt_root;	/* top-level table, kernel VA */
 	int		npt_levels;	/* 4 or 5, as the host pages */
 	u64		npt_pages;	/* table pages allocated */
-	u64		mapped_4k;	/* leaf entries present */
-	/* Bumped after entries are removed; vCPUs compare on entry. */
-	atomic_t	tlb_gen;
+	u64		mapped_4k;	/* 4 KiB leaf entries present */
+	u64		mapped_2m;	/* 2 MiB leaf entries present */
+};
+
+/* Table pages allocated before vm->mmu_lock, used under it. */
+#define KESTREL_NPT_CACHE	5
+struct kestrel_npt_cache {
+	int	nr;
+	void	*pages[KESTREL_NPT_CACHE];
 };
 
 /* An exception the next entry must deliver. */
@@ -85,8 +91,18 @@ struct kestrel_arch_vcpu {
 	/* Port-I/O IN waiting for userspace's data (size in bytes, 0: none). */
 	u8		pio_in_size;
 
+	/* MMIO load waiting for userspace's data (len 0: none). */
+	struct {
+		u8	len;		/* bytes read */
+		u8	dst_bytes;	/* register width written */
+		u8	reg;		/* KREG_*, or 4-7 + high: AH..BH */
+		bool	high_byte;	/* AH, CH, DH, BH */
+		bool	sign;		/* MOVSX */
+	} mmio_in;
+
 	/* Seen by the TLB logic of the backend. */
 	int		tlb_gen;
+	struct kestrel_npt_cache npt_cache;
 
 	/* Legacy x87/SSE state of the guest (FXSAVE image). */
 	void		*fxsave;
