@@ -8,6 +8,7 @@
 #   make install         install kestrel.ko (modules_install) and the launcher
 #   make check           the test suite: both Debian kernels under QEMU (see README)
 #   make demo            boot a demo guest (directly, or inside the emulated host)
+#   make bench           Kestrel against KVM in the emulated host (bench/README.md)
 
 KDIR    ?= /lib/modules/$(shell uname -r)/build
 PREFIX  ?= /usr/local
@@ -28,6 +29,7 @@ install: module userspace
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
 	install -D -m 0755 userspace/kestrel $(DESTDIR)$(PREFIX)/bin/kestrel
 	install -D -m 0644 uapi/linux/kestrel.h $(DESTDIR)$(PREFIX)/include/linux/kestrel.h
+	install -D -m 0644 uapi/linux/kestrel_netlink.h $(DESTDIR)$(PREFIX)/include/linux/kestrel_netlink.h
 
 check:
 	scripts/check.sh
@@ -35,10 +37,13 @@ check:
 demo:
 	scripts/demo.sh
 
+bench:
+	bench/run.sh
+
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	$(MAKE) -C userspace clean
 	$(MAKE) -C selftests clean
 	rm -rf build
 
-.PHONY: all module userspace selftests install check demo clean
+.PHONY: all module userspace selftests install check demo bench clean

@@ -57,6 +57,7 @@ struct kestrel_vm {
 	char			name[KESTREL_VM_NAME_LEN];
 	u64			created_ns;	/* ktime_get_real_ns() */
 	struct list_head	node;		/* on kestrel_vms: kestrel_vms_lock */
+	u64			list_seq;	/* order on it (netlink.c): same */
 
 	/*
 	 * vm->lock serialises vCPU creation.  vcpus[] entries are published
@@ -134,7 +135,9 @@ struct kestrel_vcpu {
 
 /*
  * Every live VM, for the control plane.  kestrel_vms_lock guards the list;
- * a VM is on it from creation until it is freed.
+ * a VM is on it from creation until it is freed.  It nests outside
+ * vm->mmu_lock (netlink.c reads slot sizes under it) and outside netlink.c's
+ * event lock (VM events are sent under it, in list order).
  */
 extern struct list_head kestrel_vms;
 extern struct mutex kestrel_vms_lock;
@@ -169,6 +172,14 @@ struct kestrel_memslot *kestrel_gpa_to_slot(struct kestrel_vm *vm, u64 gpa);
 int kestrel_read_guest(struct kestrel_vm *vm, u64 gpa, void *buf, size_t len);
 void kestrel_vm_flush_tlbs(struct kestrel_vm *vm);
 
+/* netlink.c: the control plane; events are sent from process context. */
+int kestrel_nl_init(void);
+void kestrel_nl_exit(void);
+void kestrel_nl_vm_created(struct kestrel_vm *vm);	/* kestrel_vms_lock held */
+void kestrel_nl_vm_destroyed(struct kestrel_vm *vm);	/* kestrel_vms_lock held */
+void kestrel_nl_vcpu_shutdown(struct kestrel_vcpu *vcpu);
+void kestrel_nl_vcpu_internal_error(struct kestrel_vcpu *vcpu, u32 suberror);
+
 /* Arch interface: implemented once per arch in module/arch/<arch>/. */
 int kestrel_arch_init(void);
 void kestrel_arch_exit(void);
@@ -199,5 +210,7 @@ int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu);
 extern const char *const kestrel_arch_exit_names[];
 /* Guest memory currently mapped in the nested page tables. */
 u64 kestrel_arch_vm_mapped_bytes(struct kestrel_vm *vm);
+/* The hardware backend in use, for operators ("svm", "vmx"). */
+const char *kestrel_arch_backend_name(void);
 
 #endif /* KESTREL_H */

@@ -179,11 +179,17 @@ static int __init kestrel_init(void)
 
 	register_reboot_notifier(&kestrel_reboot_nb);
 
-	r = misc_register(&kestrel_dev);
+	/* Before the device: VMs report to the family from their creation. */
+	r = kestrel_nl_init();
 	if (r)
 		goto err_cpuhp;
+	r = misc_register(&kestrel_dev);
+	if (r)
+		goto err_nl;
 	return 0;
 
+err_nl:
+	kestrel_nl_exit();
 err_cpuhp:
 	unregister_reboot_notifier(&kestrel_reboot_nb);
 	cpuhp_remove_state_nocalls(kestrel_cpuhp_state);
@@ -196,6 +202,7 @@ static void __exit kestrel_exit(void)
 {
 	/* VM files pin the module: no VM, so virtualization is off. */
 	misc_deregister(&kestrel_dev);
+	kestrel_nl_exit();
 	unregister_reboot_notifier(&kestrel_reboot_nb);
 	cpuhp_remove_state_nocalls(kestrel_cpuhp_state);
 	kestrel_arch_exit();

@@ -34,6 +34,7 @@ static void kestrel_vm_free(struct kref *ref)
 
 	mutex_lock(&kestrel_vms_lock);
 	list_del(&vm->node);
+	kestrel_nl_vm_destroyed(vm);	/* before its id can be reused */
 	mutex_unlock(&kestrel_vms_lock);
 	ida_free(&kestrel_vm_ida, vm->id);
 
@@ -200,6 +201,7 @@ int kestrel_create_vm(struct kestrel_create_vm __user *uarg)
 	 */
 	mutex_lock(&kestrel_vms_lock);
 	list_add_tail(&vm->node, &kestrel_vms);
+	kestrel_nl_vm_created(vm);
 	mutex_unlock(&kestrel_vms_lock);
 
 	fd = anon_inode_getfd("kestrel-vm", &kestrel_vm_fops, vm,

@@ -30,4 +30,14 @@ probe VM_FLAGS_SET \
 	'#include <linux/mm.h>' \
 	'void f(struct vm_area_struct *v) { vm_flags_set(v, VM_DONTEXPAND); }'
 
+# The generic-netlink family: the multicast-group flag that makes joining
+# need CAP_NET_ADMIN (6.7, backported to 6.1.y), and where a dump finds its
+# parsed request (6.2+: genl_info_dump(); before: genl_dumpit_info()->attrs).
+probe GENL_MCAST_CAP \
+	'#include <net/genetlink.h>' \
+	'const struct genl_multicast_group g = { .name = "x", .flags = GENL_MCAST_CAP_NET_ADMIN };'
+probe GENL_INFO_DUMP \
+	'#include <net/genetlink.h>' \
+	'struct nlattr **f(struct netlink_callback *cb) { return genl_info_dump(cb)->attrs; }'
+
 echo "#endif"

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The kestrel launcher, end to end: the demo guests, the COM1 model, the
- * exit status for each way a guest ends, and its error messages.
+ * exit status for each way a guest ends, and its error messages; and the
+ * control-plane commands (ps, stats, events) watching guests that other
+ * launcher processes run.
  *
  * The launcher is $KESTREL_LAUNCHER (else ../userspace/kestrel next to
  * this binary), the demo guests are in $KESTREL_GUESTS_DIR (else
@@ -9,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,6 +29,8 @@
 
 static char launcher[PATH_MAX];
 static char guests_dir[PATH_MAX];
+/* launch() runs the launcher as nobody (uid and gid 65534) when set. */
+static bool launch_unprivileged;
 
 struct result {
 	int status;		/* exit status, 128 + signal if killed */
@@ -117,6 +122,17 @@ static bool launch(struct result *r, int sig, int sig_ms, const char *const *arg
 	if (pid == 0) {
 		dup2(out[1], 1);
 		dup2(errp[1], 2);
+		if (launch_unprivileged) {
+			/* By fd: nobody may lack search rights on the path. */
+			int fd = open(launcher, O_RDONLY | O_CLOEXEC);
+
+			if (fd < 0 || setgroups(0, NULL) ||
+			    setresgid(65534, 65534, 65534) ||
+			    setresuid(65534, 65534, 65534))
+				_exit(126);
+			fexecve(fd, (char *const *)args, environ);
+			_exit(127);
+		}
 		execv(launcher, (char *const *)args);
 		_exit(127);
 	}
@@ -427,6 +443,310 @@ static enum test_result test_errors(const void *arg)
 	return TEST_PASS;
 }
 
+/* ---- control plane: ps, stats, events --------------------------------- */
+
+/* A launcher left running in the background, its output collected. */
+struct bg {
+	pid_t pid;
+	int out, err;
+	struct result r;
+};
+
+static bool bg_start(struct bg *b, const char *const *argv)
+{
+	int out[2], errp[2], n = 0;
+	const char *args[16];
+
+	memset(b, 0, sizeof(*b));
+	args[n++] = launcher;
+	while (*argv && n < 15)
+		args[n++] = *argv++;
+	args[n] = NULL;
+	if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
+		diag("pipe: %s", strerror(errno));
+		return false;
+	}
+	fflush(stdout);
+	b->pid = fork();
+	if (b->pid < 0) {
+		diag("fork: %s", strerror(errno));
+		return false;
+	}
+	if (b->pid == 0) {
+		dup2(out[1], 1);
+		dup2(errp[1], 2);
+		execv(launcher, (char *const *)args);
+		_exit(127);
+	}
+	close(out[1]);
+	close(errp[1]);
+	b->out = out[0];
+	b->err = errp[0];
+	return true;
+}
+
+static bool bg_has(const struct bg *b, const char *what)
+{
+	return strstr(b->r.out, what) || strstr(b->r.err, what);
+}
+
+/*
+ * Collect output for up to @ms, until @what shows in stdout or stderr
+ * (NULL: until both pipes close).
+ */
+static bool bg_poll(struct bg *b, const char *what, int ms)
+{
+	long start = now_ms();
+
+	while ((b->out >= 0 || b->err >= 0) && now_ms() - start < ms) {
+		struct pollfd p[2] = {
+			{ b->out, POLLIN, 0 },
+			{ b->err, POLLIN, 0 },
+		};
+		bool open;
+
+		if (what && bg_has(b, what))
+			return true;
+		if (poll(p, 2, 50) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents) {
+			open = true;
+			drain(b->out, b->r.out, &b->r.out_len, sizeof(b->r.out),
+			      &open);
+			if (!open) {
+				close(b->out);
+				b->out = -1;
+			}
+		}
+		if (p[1].revents) {
+			open = true;
+			drain(b->err, b->r.err, &b->r.err_len, sizeof(b->r.err),
+			      &open);
+			if (!open) {
+				close(b->err);
+				b->err = -1;
+			}
+		}
+	}
+	return what && bg_has(b, what);
+}
+
+/* Send @sig, read the rest of the output, and reap: the exit status. */
+static int bg_stop(struct bg *b, int sig)
+{
+	int status;
+
+	if (b->pid <= 0)
+		return -1;
+	kill(b->pid, sig);
+	bg_poll(b, NULL, TIMEOUT_MS);
+	if (b->out >= 0)
+		close(b->out);
+	if (b->err >= 0)
+		close(b->err);
+	b->out = b->err = -1;
+	if (waitpid(b->pid, &status, 0) < 0)
+		return -1;
+	b->pid = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The line of @buf holding @what, copied to @line. */
+static bool line_with(const char *buf, const char *what, char *line,
+		      size_t size)
+{
+	const char *p = strstr(buf, what), *s, *e;
+
+	if (!p)
+		return false;
+	for (s = p; s > buf && s[-1] != '\n'; s--)
+		;
+	e = strchr(p, '\n');
+	if (!e)
+		e = p + strlen(p);
+	snprintf(line, size, "%.*s", (int)(e - s), s);
+	return true;
+}
+
+static const uint8_t spin_code[] = { 0xeb, 0xfe };	/* jmp . */
+
+/* A guest run by another process, seen through ps and stats. */
+static enum test_result check_ps(struct bg *g)
+{
+	char line[512], want[64];
+	struct result r;
+	int i;
+
+	/* The VM appears once that process has created it. */
+	for (i = 0; i < 100; i++) {
+		CHECK_H(launch(&r, 0, 0, (const char *[]){ "ps", NULL }));
+		if (r.status || line_with(r.out, " demo ", line, sizeof(line)))
+			break;
+		bg_poll(g, NULL, 100);
+	}
+	CHECK_STATUS(&r, 0);
+	if (!line_with(r.out, " demo ", line, sizeof(line))) {
+		diag("kestrel ps never listed the guest");
+		show(&r);
+		show(&g->r);
+		return TEST_FAIL;
+	}
+	diag("kestrel ps: %s", line);
+	snprintf(want, sizeof(want), " %d ", g->pid);
+	if (!strstr(line, want) || !strstr(line, " 16M ") ||
+	    !strstr(line, "running")) {
+		diag("the line lacks pid %d, 16M or running", g->pid);
+		return TEST_FAIL;
+	}
+	CHECK_HAS(r.out, "NAME");
+	CHECK_HAS(r.out, "MEMORY");
+
+	CHECK_H(launch(&r, 0, 0, (const char *[]){ "ps", "--json", NULL }));
+	CHECK_STATUS(&r, 0);
+	CHECK_EQ(r.out[0], '[');
+	if (!line_with(r.out, "\"name\":\"demo\"", line, sizeof(line))) {
+		diag("kestrel ps --json lacks the guest: %s", r.out);
+		return TEST_FAIL;
+	}
+	snprintf(want, sizeof(want), "\"owner_pid\":%d,", g->pid);
+	CHECK_HAS(line, want);
+	CHECK_HAS(line, "\"memory_bytes\":16777216,");
+	CHECK_HAS(line, "\"vcpus\":1,");
+	CHECK_HAS(line, "\"state\":\"running\"");
+
+	CHECK_H(launch(&r, 0, 0, (const char *[]){ "stats", "demo", NULL }));
+	CHECK_STATUS(&r, 0);
+	CHECK_HAS(r.out, "vCPU 0: running");
+	CHECK_HAS(r.out, "npf");
+	CHECK_H(launch(&r, 0, 0, (const char *[]){ "stats", "--json", NULL }));
+	CHECK_STATUS(&r, 0);
+	CHECK_HAS(r.out, "\"backend\":\"svm\"");
+	CHECK_HAS(r.out, "\"nested_page_faults\":");
+	return TEST_PASS;
+}
+
+static enum test_result test_ps(const void *arg)
+{
+	const char *img = image(spin_code, sizeof(spin_code));
+	enum test_result res;
+	struct result r;
+	struct bg g;
+	int st;
+
+	(void)arg;
+	CHECK(img);
+	CHECK_H(bg_start(&g, (const char *[]){
+		"run", "--name", "demo", "--mem", "16M", "--flat", img, NULL }));
+	res = check_ps(&g);
+	st = bg_stop(&g, SIGTERM);
+	if (res != TEST_PASS)
+		return res;
+	if (st != 143) {
+		diag("the guest's launcher exited %d, want 143", st);
+		show(&g.r);
+		return TEST_FAIL;
+	}
+	/* Gone with its process */
+	CHECK_H(launch(&r, 0, 0, (const char *[]){ "ps", NULL }));
+	CHECK_STATUS(&r, 0);
+	if (strstr(r.out, " demo ")) {
+		diag("kestrel ps still lists the guest: %s", r.out);
+		return TEST_FAIL;
+	}
+	CHECK_H(launch(&r, 0, 0, (const char *[]){ "stats", "demo", NULL }));
+	CHECK_STATUS(&r, 1);
+	CHECK_HAS(r.err, "demo");
+	return TEST_PASS;
+}
+
+/* The events of the two guests of test_events_cmd(), in order */
+static bool events_in_order(const char *out, bool verbose)
+{
+	static const char *const order[] = {
+		"vm-created", "(evhello)", "vm-destroyed", "(evhello)",
+		"vm-created", "(evtf)", "vcpu-shutdown", "(evtf)",
+		"vm-destroyed", "(evtf)",
+	};
+	const char *p = out;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(order); i++) {
+		p = strstr(p, order[i]);
+		if (!p) {
+			if (verbose)
+				diag("kestrel events: no \"%s\" (item %u) in order",
+				     order[i], i);
+			return false;
+		}
+	}
+	return true;
+}
+
+static enum test_result test_events_cmd(const void *arg)
+{
+	static const uint8_t tf_code[] = { 0x0f, 0x0b, 0xf4 };	/* ud2 */
+	const char *img = image(tf_code, sizeof(tf_code));
+	char hello[PATH_MAX];
+	struct result r;
+	struct bg ev;
+	int i, st;
+
+	(void)arg;
+	CHECK(img);
+	if (!guest_path(hello, sizeof(hello), "hello.bin"))
+		return test_skip("no %s", hello);
+	CHECK_H(bg_start(&ev, (const char *[]){ "events", NULL }));
+	if (!bg_poll(&ev, "following", TIMEOUT_MS)) {
+		diag("kestrel events did not start following");
+		bg_stop(&ev, SIGKILL);
+		show(&ev.r);
+		return TEST_FAIL;
+	}
+	if (!launch(&r, 0, 0, (const char *[]){
+		    "run", "--name", "evhello", "--flat", hello, NULL }) ||
+	    r.status != 0 ||
+	    !launch(&r, 0, 0, (const char *[]){
+		    "run", "--name", "evtf", "--mode", "long", "--flat", img,
+		    NULL }) ||
+	    r.status != 2) {
+		diag("a guest did not end as expected");
+		show(&r);
+		bg_stop(&ev, SIGKILL);
+		return TEST_FAIL;
+	}
+	/* Every event, then a stop like an operator's Ctrl-C */
+	for (i = 0; i < 100 && !events_in_order(ev.r.out, false); i++)
+		bg_poll(&ev, NULL, 50);
+	st = bg_stop(&ev, SIGINT);
+	if (st != 0) {
+		diag("kestrel events exited %d on SIGINT, want 0", st);
+		show(&ev.r);
+		return TEST_FAIL;
+	}
+	if (!events_in_order(ev.r.out, true)) {
+		show(&ev.r);
+		return TEST_FAIL;
+	}
+	return TEST_PASS;
+}
+
+static enum test_result test_control_unprivileged(const void *arg)
+{
+	struct result r;
+	bool ok;
+
+	(void)arg;
+	launch_unprivileged = true;
+	ok = launch(&r, 0, 0, (const char *[]){ "ps", NULL });
+	launch_unprivileged = false;
+	CHECK(ok);
+	CHECK_STATUS(&r, 1);
+	CHECK_HAS(r.err, "permission denied");
+	CHECK_H(launch(&r, 0, 0, (const char *[]){ "ps", NULL }));
+	CHECK_STATUS(&r, 0);
+	return TEST_PASS;
+}
+
 static const struct test_case cases[] = {
 	{ "--version names the API, --help the options", test_version, NULL },
 	{ "hello.bin prints the greeting and exits 0", test_hello, NULL },
@@ -444,6 +764,12 @@ static const struct test_case cases[] = {
 	  test_signals, NULL },
 	{ "bad files and options exit 1 naming the problem", test_errors,
 	  NULL },
+	{ "kestrel ps and stats show a guest that another process runs",
+	  test_ps, NULL },
+	{ "kestrel events follows VMs being created, shut down, destroyed",
+	  test_events_cmd, NULL },
+	{ "kestrel ps as an unprivileged user: permission denied",
+	  test_control_unprivileged, NULL },
 };
 
 int main(int argc, char **argv)

@@ -3,6 +3,8 @@
  * kestrel - run a flat binary in a Kestrel virtual machine.
  *
  *   kestrel run --flat FILE [--mode real|long] [--mem SIZE] [--load ADDR]
+ *               [--name NAME]
+ *   kestrel ps | stats | events     (control.c: every VM on the host)
  *
  * One vCPU, RAM at guest-physical 0, and a minimal COM1: bytes written to
  * its data port go to stdout.  See usage() for the exact machine state.
@@ -24,6 +26,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <linux/kestrel.h>
+
+#include "control.h"
 
 #ifndef KESTREL_VERSION
 #define KESTREL_VERSION		"0.1.0"
@@ -70,6 +74,7 @@ enum mode { MODE_REAL, MODE_LONG };
 
 struct options {
 	const char *file;
+	const char *name;		/* --name, else from the file name */
 	enum mode mode;
 	uint64_t mem;
 	uint64_t load;
@@ -108,7 +113,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "Usage: kestrel run --flat FILE [--mode real|long] [--mem SIZE] [--load ADDR]\n"
-"                   [-v]\n"
+"                   [--name NAME] [-v]\n"
+"%s"
 "       kestrel --version | --help\n"
 "\n"
 "Run a flat binary in a Kestrel virtual machine (" KESTREL_DEV "): one vCPU,\n"
@@ -127,7 +133,11 @@ static void usage(FILE *f)
 "                 suffix; a multiple of 4K, from 1M to 1024G\n"
 "  --load ADDR    guest-physical load address, decimal or 0x hex (default\n"
 "                 0x7c00 in real mode, 0x100000 in long mode)\n"
+"  --name NAME    the VM's name for kestrel ps and events: up to 31 of\n"
+"                 [A-Za-z0-9._-] (default: the image's file name)\n"
 "  -v, --verbose  report unhandled port I/O and how the guest ended\n"
+"\n"
+"%s"
 "\n"
 "Guest port I/O:\n"
 "  OUT to 0x3f8 (COM1 data)   the byte goes to standard output\n"
@@ -137,7 +147,8 @@ static void usage(FILE *f)
 "\n"
 "Exit status: 0 the guest executed HLT; 1 a launcher or host error;\n"
 "2 the guest triple-faulted; 3 Kestrel could not run the guest (internal\n"
-"error, failed entry); 130 or 143 stopped by SIGINT or SIGTERM.\n");
+"error, failed entry); 130 or 143 stopped by SIGINT or SIGTERM.\n",
+		control_usage, control_help);
 }
 
 /* ---- argument parsing ------------------------------------------------ */
@@ -192,6 +203,24 @@ static bool parse_addr(const char *s, uint64_t *out)
 	return true;
 }
 
+/* What KESTREL_CREATE_VM accepts, and not empty. */
+static bool name_valid(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (!n || n >= KESTREL_VM_NAME_LEN)
+		return false;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
 static int parse_run_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
@@ -199,6 +228,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
 		{ "mode", required_argument, NULL, 'm' },
 		{ "mem", required_argument, NULL, 's' },
 		{ "load", required_argument, NULL, 'l' },
+		{ "name", required_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -240,6 +270,14 @@ static int parse_run_options(int argc, char **argv, struct options *o)
 				return -1;
 			}
 			o->load_set = true;
+			break;
+		case 'n':
+			if (!name_valid(optarg)) {
+				err("--name: '%s' is not 1 to %d of [A-Za-z0-9._-]",
+				    optarg, KESTREL_VM_NAME_LEN - 1);
+				return -1;
+			}
+			o->name = optarg;
 			break;
 		case 'v':
 			o->verbose = true;
@@ -348,7 +386,10 @@ static int create_vm(struct vm *vm, const struct options *o)
 	}
 
 	memset(&cvm, 0, sizeof(cvm));
-	vm_name(o->file, cvm.name, sizeof(cvm.name));
+	if (o->name)
+		snprintf(cvm.name, sizeof(cvm.name), "%s", o->name);
+	else
+		vm_name(o->file, cvm.name, sizeof(cvm.name));
 	vm->fd = ioctl(vm->sys, KESTREL_CREATE_VM, &cvm);
 	if (vm->fd < 0) {
 		if (errno == EBUSY)
@@ -756,6 +797,12 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ps"))
+		return cmd_ps(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "stats"))
+		return cmd_stats(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "events"))
+		return cmd_events(argc - 1, argv + 1);
 	err("unknown command or option '%s'", argv[1]);
 	fprintf(stderr, "Try '%s --help'.\n", prog);
 	return 1;
