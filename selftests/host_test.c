@@ -25,18 +25,6 @@ DECLARE_GUEST(rm_id);
 /* KVM's two ioctls we need, without depending on <linux/kvm.h>. */
 #define KVM_CREATE_VM	_IO(0xAE, 0x01)
 
-static bool write_file(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
-	close(fd);
-	return ok;
-}
-
 static bool set_cpu(int cpu)
 {
 	cpu_set_t set;
@@ -152,35 +140,22 @@ static const char *kvm_dir(void)
 	return d ? d : "/lib/modules/kvm";
 }
 
-static int insmod(const char *name, const char *params)
-{
-	char path[256];
-	int fd, r;
-
-	snprintf(path, sizeof(path), "%s/%s.ko", kvm_dir(), name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	r = syscall(SYS_finit_module, fd, params, 0);
-	if (r && errno == EEXIST)
-		r = 0;
-	close(fd);
-	return r;
-}
-
 static void rmmod(const char *name)
 {
 	syscall(SYS_delete_module, name, O_NONBLOCK);
 }
 
-static bool kvm_load(const char *kvm_params)
+static const char *kvm_params;
+
+static const char *kvm_params_of(const char *name)
 {
-	if (insmod("irqbypass", "") || insmod("ccp", "") ||
-	    insmod("kvm", kvm_params) || insmod("kvm-amd", "")) {
-		diag("loading KVM from %s: %s", kvm_dir(), strerror(errno));
-		return false;
-	}
-	return true;
+	return strcmp(name, "kvm") ? "" : kvm_params;
+}
+
+static bool kvm_load(const char *params)
+{
+	kvm_params = params;
+	return load_stock_modules(kvm_dir(), kvm_params_of);
 }
 
 static void kvm_unload(void)

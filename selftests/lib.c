@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include "lib.h"
 
@@ -413,11 +414,16 @@ bool vm_add_slot(struct vm *vm, uint32_t slot, uint64_t gpa, void *host,
 
 bool vm_create(struct vm *vm, size_t mem_size)
 {
+	return vm_create_named(vm, "selftest", mem_size);
+}
+
+bool vm_create_named(struct vm *vm, const char *name, size_t mem_size)
+{
 	memset(vm, 0, sizeof(*vm));
-	vm->fd = create_vm_fd("selftest");
+	vm->fd = create_vm_fd(name);
 	if (vm->fd < 0) {
-		diag("KESTREL_CREATE_VM: %s (%s)", errno_name(errno),
-		     strerror(errno));
+		diag("KESTREL_CREATE_VM \"%s\": %s (%s)", name,
+		     errno_name(errno), strerror(errno));
 		return false;
 	}
 	if (!mem_size)
@@ -884,4 +890,47 @@ void msleep(unsigned int ms)
 
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
+}
+
+bool write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
+	close(fd);
+	return ok;
+}
+
+bool load_stock_modules(const char *dir,
+			const char *(*params_of)(const char *name))
+{
+	char path[256], name[64];
+	bool ok = true;
+	FILE *order;
+
+	snprintf(path, sizeof(path), "%s/order", dir);
+	order = fopen(path, "re");
+	if (!order) {
+		diag("no %s: %s", path, strerror(errno));
+		return false;
+	}
+	while (ok && fscanf(order, "%63s", name) == 1) {
+		const char *params = params_of ? params_of(name) : "";
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s.ko", dir, name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || (syscall(SYS_finit_module, fd, params, 0) &&
+			       errno != EEXIST)) {
+			diag("loading %s: %s", path, strerror(errno));
+			ok = false;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	fclose(order);
+	return ok;
 }

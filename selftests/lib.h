@@ -170,6 +170,8 @@ int create_vcpu_fd(int vm_fd, unsigned long id);
  * False (with a diagnostic) on failure.
  */
 bool vm_create(struct vm *vm, size_t mem_size);
+/* The same, with the VM named @name. */
+bool vm_create_named(struct vm *vm, const char *name, size_t mem_size);
 bool vm_add_slot(struct vm *vm, uint32_t slot, uint64_t gpa, void *host,
 		 uint64_t size);
 bool vcpu_create(struct vm *vm, struct vcpu *vcpu, int id);
@@ -232,5 +234,14 @@ long check_cap(unsigned long cap);
 /* Start a thread with every signal blocked (so signals find the vCPU). */
 bool start_thread(void *(*fn)(void *), void *arg, pthread_t *thread);
 void msleep(unsigned int ms);
+/* Write @s to @path (sysfs, procfs); false on any failure. */
+bool write_file(const char *path, const char *s);
+/*
+ * Load the stock kernel modules the emulated host packs in @dir, in the
+ * order its "order" file gives; @params_of(name) supplies parameters
+ * (may be NULL).  A module already loaded counts as loaded.
+ */
+bool load_stock_modules(const char *dir,
+			const char *(*params_of)(const char *name));
 
 #endif

@@ -746,44 +746,6 @@ static enum test_result test_teardown(const void *arg)
 
 /* ---- a guest larger than the host -------------------------------------------------- */
 
-static bool load_stock(const char *dir)
-{
-	char path[256], name[64];
-	FILE *order;
-
-	snprintf(path, sizeof(path), "%s/order", dir);
-	order = fopen(path, "r");
-	if (!order)
-		return false;
-	while (fscanf(order, "%63s", name) == 1) {
-		int fd;
-
-		snprintf(path, sizeof(path), "%s/%s.ko", dir, name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) &&
-			       errno != EEXIST)) {
-			diag("loading %s: %s", path, strerror(errno));
-			fclose(order);
-			return false;
-		}
-		close(fd);
-	}
-	fclose(order);
-	return true;
-}
-
-static bool write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
-	close(fd);
-	return ok;
-}
-
 static enum test_result test_bigger_than_host(const void *arg)
 {
 	long ram = meminfo("MemTotal") * 1024L;
@@ -802,8 +764,8 @@ static enum test_result test_bigger_than_host(const void *arg)
 	size = ((uint64_t)ram * 2 + (1ULL << 30) - 1) & ~((1ULL << 30) - 1);
 	pages = size / 4096;
 
-	CHECK(load_stock("/lib/modules/zram"));
-	CHECK(write_str("/sys/block/zram0/disksize", "3G"));
+	CHECK(load_stock_modules("/lib/modules/zram", NULL));
+	CHECK(write_file("/sys/block/zram0/disksize", "3G"));
 	CHECK(system("mkswap /dev/zram0 >/dev/null") == 0);
 	CHECK_OK(swapon("/dev/zram0", 0));
 
@@ -836,7 +798,7 @@ static enum test_result test_bigger_than_host(const void *arg)
 	if (mem)
 		res_unmap(mem, size);
 	CHECK_OK(swapoff("/dev/zram0"));
-	write_str("/sys/block/zram0/reset", "1");
+	write_file("/sys/block/zram0/reset", "1");
 
 	CHECK(ok);
 	/* The host really swapped guest memory, and the guest never noticed. */

@@ -492,27 +492,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* Like vm_create(), with a name. */
-static bool named_vm(struct vm *vm, const char *name, size_t mem_size)
-{
-	memset(vm, 0, sizeof(*vm));
-	vm->fd = create_vm_fd(name);
-	if (vm->fd < 0) {
-		diag("KESTREL_CREATE_VM \"%s\": %s", name, errno_name(errno));
-		return false;
-	}
-	if (!mem_size)
-		return true;
-	vm->mem = res_map(mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			       -1, 0), mem_size);
-	if (vm->mem == MAP_FAILED) {
-		diag("mmap: %s", strerror(errno));
-		return false;
-	}
-	vm->mem_size = mem_size;
-	return vm_add_slot(vm, 0, 0, vm->mem, mem_size);
-}
 
 /* Close a vCPU for good: its fd and its run mapping hold the VM. */
 static void vcpu_close(struct vcpu *v)
@@ -632,17 +611,17 @@ static enum test_result test_vm_dump(const void *arg)
 
 	(void)arg;
 	t0 = now_ns();
-	CHECK_H(named_vm(&a, "nl-a", GUEST_MEM_SIZE));
+	CHECK_H(vm_create_named(&a, "nl-a", GUEST_MEM_SIZE));
 	CHECK_OK(create_vcpu_fd(a.fd, 0));
 	CHECK_OK(create_vcpu_fd(a.fd, 5));
-	CHECK_H(named_vm(&b, "nl-b", 0));
-	CHECK_H(named_vm(&cc, "nl-c", GUEST_MEM_SIZE));
+	CHECK_H(vm_create_named(&b, "nl-b", 0));
+	CHECK_H(vm_create_named(&cc, "nl-c", GUEST_MEM_SIZE));
 	extra = res_map(mmap(NULL, 0x100000, PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), 0x100000);
 	CHECK(extra != MAP_FAILED);
 	CHECK_H(vm_add_slot(&cc, 3, GUEST_SLOT1_GPA, extra, 0x100000));
 	CHECK_OK(create_vcpu_fd(cc.fd, 0));
-	CHECK_H(named_vm(&d, "", 0));		/* names are optional */
+	CHECK_H(vm_create_named(&d, "", 0));		/* names are optional */
 	t1 = now_ns();
 
 	CHECK_H(nlc_open(c));
@@ -666,7 +645,7 @@ static enum test_result test_mapped_grows(const void *arg)
 	struct vcpu v;
 
 	(void)arg;
-	CHECK_H(named_vm(&vm, "nl-map", GUEST_MEM_SIZE));
+	CHECK_H(vm_create_named(&vm, "nl-map", GUEST_MEM_SIZE));
 	CHECK_H(vcpu_create(&vm, &v, 0));
 	CHECK_H(vm_load(&vm, GUEST(rm_cpuid)));
 	memcpy(vm.mem + GUEST_DATA, &none, sizeof(none));
@@ -742,7 +721,7 @@ static enum test_result test_vcpu_dump(const void *arg)
 	int i;
 
 	(void)arg;
-	CHECK_H(named_vm(&vm, "nl-vcpu", GUEST_MEM_SIZE));
+	CHECK_H(vm_create_named(&vm, "nl-vcpu", GUEST_MEM_SIZE));
 	CHECK_H(vcpu_create(&vm, &a, 0));
 	CHECK_H(vcpu_create(&vm, &b, 7));
 	CHECK_H(run_cpuid_guest(&vm, &a, NLEAVES));
@@ -858,7 +837,7 @@ static enum test_result test_running_state(const void *arg)
 	int i, r = 0;
 
 	(void)arg;
-	CHECK_H(named_vm(&vm, "nl-spin", GUEST_MEM_SIZE));
+	CHECK_H(vm_create_named(&vm, "nl-spin", GUEST_MEM_SIZE));
 	CHECK_H(vcpu_create(&vm, &v, 0));
 	CHECK_H(vm_load(&vm, GUEST(rm_spin)));
 	CHECK_H(vcpu_setup_real(&v));
@@ -914,7 +893,7 @@ static enum test_result test_stats(const void *arg)
 	CHECK_H(check_exit_names(&s0.ex));
 	CHECK_EQ(s0.npf, exit_count(&s0.ex, "npf"));
 
-	CHECK_H(named_vm(&vm, "nl-stats", GUEST_MEM_SIZE));
+	CHECK_H(vm_create_named(&vm, "nl-stats", GUEST_MEM_SIZE));
 	CHECK_H(vcpu_create(&vm, &a, 0));
 	CHECK_H(vcpu_create(&vm, &b, 1));
 	CHECK_H(run_cpuid_guest(&vm, &a, NLEAVES));
@@ -1393,7 +1372,7 @@ static enum test_result test_events(const void *arg)
 		return TEST_FAIL;
 	}
 	t0 = now_ns();
-	ok = named_vm(&vm, "nl-ev", GUEST_MEM_SIZE) &&
+	ok = vm_create_named(&vm, "nl-ev", GUEST_MEM_SIZE) &&
 	     vcpu_create(&vm, &a, 0) && vm_load(&vm, GUEST(ud2)) &&
 	     vcpu_setup_long(&vm, &a) && get_sregs(&a, &s);
 	if (ok) {
