@@ -11,6 +11,10 @@
 # (fresh each run, so deleted files disappear) and holds the real objects:
 # rebuilds stay incremental and nothing is written into the source tree.
 #
+# The headers are those `scripts/kernels.sh --kdir KVER` names: installed
+# ones, or the package unpacked under build/headers/ (dkms then gets
+# --kernelsourcedir).
+#
 # The DKMS check copies the sources into a temporary --sourcetree and uses
 # a temporary --dkmstree, so /usr/src and /var/lib/dkms are never touched;
 # it is cleaned up (dkms remove --all, rm -rf) even when the build fails.
@@ -38,9 +42,11 @@ if [ $# -ne 1 ]; then
 	exit 2
 fi
 kver=$1
-kdir=/lib/modules/$kver/build
-if [ ! -f "$kdir/Makefile" ]; then
-	echo "build-module: no headers for $kver at $kdir (scripts/deps.sh)" >&2
+# The installed headers (/lib/modules/KVER/build), or the linux-headers
+# package unpacked under build/headers/ where installing it would pull in
+# a kernel image (scripts/kernels.sh).
+if ! kdir=$("$root_dir/scripts/kernels.sh" --kdir "$kver"); then
+	echo "build-module: no headers for $kver (scripts/deps.sh, scripts/kernels.sh)" >&2
 	exit 1
 fi
 
@@ -86,6 +92,9 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-dkms.XXXXXX")
 trees="--sourcetree $tmp/src --dkmstree $tmp/dkms"
+# Headers that are not installed: tell dkms where they are.
+ksrc=
+[ "$kdir" = "/lib/modules/$kver/build" ] || ksrc="--kernelsourcedir $kdir"
 cleanup() {
 	# shellcheck disable=SC2086
 	dkms remove $trees -m "$name" -v "$version" --all >/dev/null 2>&1 || true
@@ -96,12 +105,16 @@ mkdir -p "$tmp/src/$name-$version" "$tmp/dkms"
 module_sources | (cd "$src" && cpio -pdm --quiet "$tmp/src/$name-$version")
 
 # dkms signs what it builds; keep its generated key out of /var/lib/dkms.
+# Its guess at sign-file's path misses the 6.12 kbuild: name it.
 export mok_signing_key="$tmp/mok.key" mok_certificate="$tmp/mok.pub"
+if [ -x "$kdir/scripts/sign-file" ]; then
+	export sign_file="$kdir/scripts/sign-file"
+fi
 unset MAKEFLAGS MFLAGS MAKELEVEL
 rc=0
 # shellcheck disable=SC2086
 dkms add $trees -m "$name" -v "$version" &&
-	dkms build $trees -m "$name" -v "$version" -k "$kver" || rc=$?
+	dkms build $trees $ksrc -m "$name" -v "$version" -k "$kver" || rc=$?
 if [ $rc -ne 0 ]; then
 	log=$tmp/dkms/$name/$version/build/make.log
 	if [ -f "$log" ]; then

@@ -9,10 +9,11 @@
 #
 # Every one of these is a result: each TAP "ok"/"not ok" line of each
 # selftest (a "# SKIP"/"# TODO" one is skipped, never passed), the userspace
-# and selftests builds, each kernel's module build, DKMS build, insmod and
-# rmmod, each test program that crashed, timed out, exited oddly or missed
-# its plan, each suspicious kernel log line after insmod, and a boot that
-# never finished.  The exit status is 0 only when nothing failed and at
+# and selftests builds, each kernel's files (image and headers, fetched and
+# unpacked on first use: scripts/kernels.sh), module build, DKMS build,
+# insmod and rmmod, each test program that crashed, timed out, exited oddly
+# or missed its plan, each suspicious kernel log line after insmod, and a
+# boot that never finished.  The exit status is 0 only when nothing failed and at
 # least one TAP result was not a skip.
 #
 # Environment (all optional):
@@ -272,15 +273,21 @@ for kver in $kernels; do
 	kpassed=0 kfailed=0 kskipped=0
 	echo
 	echo "== $kver"
-	if step "$kver build: kestrel.ko" "$logs/$kver-module.log" \
-		"$scripts/build-module.sh" "$kver"; then
-		built=1
-	else
-		built=0
-	fi
-	if [ "${KESTREL_SKIP_DKMS:-0}" != 1 ]; then
-		step "$kver dkms build" "$logs/$kver-dkms.log" \
-			"$scripts/build-module.sh" --dkms "$kver" || true
+	# The kernel file, stock modules and headers: installed ones, or
+	# Debian's packages unpacked under build/ (scripts/kernels.sh; no
+	# kernel image is ever installed).
+	built=0
+	if step "$kver kernel: image and headers" "$logs/$kver-kernel.log" \
+		"$scripts/kernels.sh" --fetch "$kver"; then
+		sed -n 's/^kernels: [^ ]* \([a-z]*\): /     \1: /p' "$logs/$kver-kernel.log"
+		if step "$kver build: kestrel.ko" "$logs/$kver-module.log" \
+			"$scripts/build-module.sh" "$kver"; then
+			built=1
+		fi
+		if [ "${KESTREL_SKIP_DKMS:-0}" != 1 ]; then
+			step "$kver dkms build" "$logs/$kver-dkms.log" \
+				"$scripts/build-module.sh" --dkms "$kver" || true
+		fi
 	fi
 	if [ $built = 1 ]; then
 		initramfs=$build_dir/initramfs/$kver.gz

@@ -7,7 +7,8 @@
 # headers for the running kernel, KVM not holding the hardware) kestrel.ko
 # is loaded here and the launcher runs directly.  Anywhere else, or when
 # insmod fails here, the same thing happens inside the emulated host:
-# Debian's 6.1 kernel under QEMU TCG with an SVM CPU (emulated-host.sh).
+# Debian's 6.1 kernel under QEMU TCG with an SVM CPU (emulated-host.sh),
+# from its image package unpacked under build/kernels/, not installed.
 #
 # Environment: KESTREL_SKIP_DEPS=1, KESTREL_SKIP_USER_BUILD=1,
 # KESTREL_EMULATED=1 (use the emulated host even where direct would work),
@@ -98,6 +99,14 @@ fi
 
 kver=$("$scripts/kernels.sh" | sed -n 1p)
 echo "demo: cannot run directly ($why); using the emulated host: Debian $kver under QEMU TCG with an SVM CPU"
+# Debian's image package, downloaded and unpacked under build/kernels/ on
+# first use (installing it would change this machine's default boot kernel),
+# and the headers to build against.  The download's progress shows.
+if ! "$scripts/kernels.sh" --fetch "$kver" > "$logs/$kver-kernel.log"; then
+	echo "demo: failed: scripts/kernels.sh --fetch $kver" >&2
+	exit 1
+fi
+sed -n 's/^kernels: [^ ]* \([a-z]*\): /demo: \1: /p' "$logs/$kver-kernel.log"
 quiet "$logs/$kver-module.log" "$scripts/build-module.sh" "$kver"
 initramfs=$build_dir/initramfs/$kver-demo.gz
 KESTREL_TESTS=none quiet "$logs/demo-initramfs.log" "$scripts/mkinitramfs.sh" "$kver" "$initramfs"

@@ -6,6 +6,15 @@
 # returns in about a second without touching apt.  Uses sudo only when not
 # root.  The kernel versions come from scripts/kernels.sh (KESTREL_KERNELS
 # overrides them).
+#
+# Of the test kernels only the headers are installed (that touches nothing
+# in /boot).  Their images, for the emulated host, are never installed:
+# installing a linux-image package runs update-grub and changes the
+# machine's default boot kernel.  scripts/kernels.sh fetches and unpacks
+# them under build/kernels/ when they are first needed.
+#
+#   scripts/deps.sh           install what is missing
+#   scripts/deps.sh --update  only apt-get update (for scripts/kernels.sh)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +25,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 #  busybox-static       the emulated host's userland (must be static)
 #  cpio gzip xz-utils   packing its initramfs (6.12's stock modules are .ko.xz)
 #  dkms                 the DKMS packaging check
-#  kmod                 insmod/modprobe/modinfo on a real host
+#  kmod                 insmod on a real host; depmod/modinfo on the unpacked
+#                       test kernels (scripts/kernels.sh, mkinitramfs.sh)
 #  libnl-*-dev          the launcher and selftests talk generic netlink
 #  openssl              lets dkms sign what it builds instead of warning
 base="build-essential qemu-system-x86 busybox-static cpio gzip xz-utils dkms kmod
@@ -24,8 +34,10 @@ base="build-essential qemu-system-x86 busybox-static cpio gzip xz-utils dkms kmo
 
 if [ "$(id -u)" = 0 ]; then
 	sudo=
-else
+elif command -v sudo >/dev/null; then
 	sudo=sudo
+else
+	sudo=
 fi
 
 installed() {
@@ -38,18 +50,73 @@ missing() {
 	done
 }
 
-# Without apt lists (a fresh machine) the kernel lookup cannot work yet.
-kpkgs=$("$here/kernels.sh" --packages 2>/dev/null || true)
-if [ -n "$kpkgs" ] && [ -z "$(missing)" ]; then
+update=0
+case "${1:-}" in
+--update) update=1 ;;
+"") ;;
+*)
+	echo "usage: $0 [--update]" >&2
+	exit 2
+	;;
+esac
+
+if [ $update = 0 ]; then
+	# Without apt lists (a fresh machine) the kernel lookup cannot work yet.
+	kpkgs=$("$here/kernels.sh" --packages 2>/dev/null || true)
+	if [ -n "$kpkgs" ] && [ -z "$(missing)" ]; then
+		exit 0
+	fi
+fi
+
+if [ "$(id -u)" != 0 ] && [ -z "$sudo" ]; then
+	echo "deps: apt-get needs root; run this as root (there is no sudo here)" >&2
+	exit 1
+fi
+
+# apt_get ARGS...: apt-get without questions, waiting up to 10 minutes for
+# another apt or dpkg run (apt-daily, unattended-upgrades, an admin) instead
+# of failing at once.  DPkg::Lock::Timeout covers only dpkg's locks, not
+# those of the lists and the download cache, hence the retries on apt's
+# (untranslated: LC_ALL=C) lock message.  The environment goes through env:
+# sudo would drop DEBIAN_FRONTEND.  A conffile question (from a package
+# upgraded on the way) must not stop dpkg either: keep the local file.
+apt_get() {
+	err=$(mktemp)
+	tries=0
+	# shellcheck disable=SC2086 # $sudo is empty or one word
+	until $sudo env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
+		apt-get -o DPkg::Lock::Timeout=600 \
+		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+		"$@" 2>"$err"; do
+		if grep -q 'Could not get lock' "$err" && [ $tries -lt 60 ]; then
+			[ $tries != 0 ] || echo "deps: waiting for another apt or dpkg to finish"
+			tries=$((tries + 1))
+			sleep 10
+			continue
+		fi
+		cat "$err" >&2
+		rm -f "$err"
+		return 1
+	done
+	cat "$err" >&2
+	rm -f "$err"
+}
+
+if [ $update = 1 ]; then
+	echo "deps: apt-get update" >&2
+	apt_get update -qq
 	exit 0
 fi
 
 echo "deps: installing packages (apt-get update first)"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
+apt_get update -qq
 # Resolve again: the 6.12 kernel moves and the lists just changed.
 kpkgs=$("$here/kernels.sh" --packages)
 need=$(missing)
+if [ -z "$need" ]; then
+	echo "deps: nothing to install"
+	exit 0
+fi
 # shellcheck disable=SC2086 # word splitting of the package list is wanted
-$sudo apt-get install -y -qq --no-install-recommends $need
+apt_get install -y -qq --no-install-recommends $need
 echo "deps: installed: $(echo "$need" | tr '\n' ' ')"

@@ -3,7 +3,10 @@
 #
 # Boot a stock Debian kernel under QEMU's TCG emulator with an SVM-capable
 # CPU: the "emulated host" Kestrel is loaded into when this machine cannot
-# load modules or has no usable VT hardware.
+# load modules or has no usable VT hardware.  The kernel file comes from
+# `scripts/kernels.sh --root KVER`: build/kernels/KVER/boot/vmlinuz-KVER,
+# unpacked from Debian's image package (fetched on first use, never
+# installed), or an already installed /boot/vmlinuz-KVER.
 #
 #   scripts/emulated-host.sh KVER INITRAMFS MODE LOGFILE
 #
@@ -32,7 +35,11 @@ mode=$3
 log=$4
 timeout=${KESTREL_BOOT_TIMEOUT:-900}
 lock=${KESTREL_QEMU_LOCK:-/tmp/kestrel-qemu.lock}
-kernel=/boot/vmlinuz-$kver
+if ! kroot=$("$(dirname "$0")/kernels.sh" --root "$kver"); then
+	echo "emulated-host: no kernel image for $kver" >&2
+	exit 1
+fi
+kernel=${kroot%/}/boot/vmlinuz-$kver
 
 for f in "$kernel" "$initramfs"; do
 	if [ ! -r "$f" ]; then

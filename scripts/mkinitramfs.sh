@@ -7,7 +7,10 @@
 #   scripts/mkinitramfs.sh KVER OUT.gz [SRC[:DEST]...]
 #
 # Extra SRC files land at DEST (default /SRC's basename).  The stock KVM
-# modules of KVER go to /lib/modules/kvm/ for the selftests.  What /init does is
+# and zram modules of KVER go to /lib/modules/kvm/ and /lib/modules/zram/
+# for the selftests; they come from the tree `scripts/kernels.sh --root KVER`
+# names (build/kernels/KVER/, unpacked from Debian's image package and
+# fetched on first use, or / for an installed image).  What /init does is
 # chosen at boot by kestrel.mode=test|demo|shell on the kernel command line
 # (see scripts/emulated-host.sh); its output protocol is described in
 # Documentation/testing.rst.
@@ -22,6 +25,8 @@
 #   KESTREL_TEST_TIMEOUT   300                seconds per test program (and for the demo)
 #   KESTREL_INSMOD_ARGS    (none)             module parameters for insmod
 set -eu
+# modinfo is in /sbin, which a user's PATH may lack.
+PATH=$PATH:/usr/sbin:/sbin
 
 root_dir=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -47,6 +52,11 @@ if [ -z "$busybox" ]; then
 fi
 if [ ! -f "$module" ]; then
 	echo "mkinitramfs: $module not found" >&2
+	exit 1
+fi
+# Where KVER's stock modules are: lib/modules/KVER/ under it, with modules.dep.
+if ! kroot=$("$root_dir/scripts/kernels.sh" --root "$kver"); then
+	echo "mkinitramfs: no stock modules for $kver" >&2
 	exit 1
 fi
 
@@ -120,10 +130,10 @@ stock_module() {
 	case " $(cat "$dir/order" 2>/dev/null | tr '\n' ' ') " in
 	*" $name "*) return 0 ;;
 	esac
-	for dep in $(modinfo -k "$kver" -F depends "$name" 2>/dev/null | tr ',' ' '); do
+	for dep in $(modinfo -b "$kroot" -k "$kver" -F depends "$name" 2>/dev/null | tr ',' ' '); do
 		stock_module "$dir" "$dep"
 	done
-	if ! file=$(modinfo -k "$kver" -n "$name" 2>/dev/null) || [ ! -f "$file" ]; then
+	if ! file=$(modinfo -b "$kroot" -k "$kver" -n "$name" 2>/dev/null) || [ ! -f "$file" ]; then
 		# Built in, or absent: tests find out and say so.
 		return 0
 	fi
