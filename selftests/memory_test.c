@@ -651,6 +651,10 @@ static enum test_result test_dirty_errors(const void *arg)
 	log.bitmap = 8;
 	CHECK_ERR(ioctl(e.vm.fd, KESTREL_GET_DIRTY_LOG, &log), EFAULT);
 	CHECK_ERR(ioctl(e.vm.fd, KESTREL_GET_DIRTY_LOG, NULL), EFAULT);
+	/* Both are VM ioctls: a vCPU fd does not know them. */
+	CHECK_ERR(ioctl(e.vcpu.fd, KESTREL_GET_DIRTY_LOG, &log), ENOTTY);
+	CHECK_ERR(ioctl(e.vcpu.fd, KESTREL_GET_VM_STATS, &bitmap), ENOTTY);
+	CHECK_ERR(ioctl(e.vm.fd, KESTREL_GET_VM_STATS, NULL), EFAULT);
 	return TEST_PASS;
 }
 
@@ -940,7 +944,7 @@ static const struct test_case cases[] = {
 	  test_readonly_slot, NULL },
 	{ "dirty log: exactly the pages written", test_dirty_exact, NULL },
 	{ "dirty log while the guest writes on another thread", test_dirty_concurrent, NULL },
-	{ "dirty log errors", test_dirty_errors, NULL },
+	{ "dirty log and VM stats errors", test_dirty_errors, NULL },
 	{ "every page released at exit and at SIGKILL", test_teardown, NULL },
 	{ "a guest twice the host's RAM, while the host swaps to zram", test_bigger_than_host, NULL },
 };
