@@ -106,6 +106,11 @@ for g in "$guests_dir"/*.bin; do
 	[ -f "$g" ] && install -m 0644 "$g" "$stage/guests/"
 done
 
+# The emulated host's own kernel, for boot_test's Linux case.
+if [ -f "$kroot/boot/vmlinuz-$kver" ]; then
+	install -D -m 0644 "$kroot/boot/vmlinuz-$kver" "$stage/boot/bzImage"
+fi
+
 ntests=0
 for t in "$selftests_dir"/*_test; do
 	[ -f "$t" ] && [ -x "$t" ] || continue

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * kestrel - run a flat binary in a Kestrel virtual machine.
+ * kestrel - run a flat binary or a kernel in a Kestrel virtual machine.
  *
  *   kestrel run --flat FILE [--mode real|long] [--mem SIZE] [--load ADDR]
  *               [--name NAME]
+ *   kestrel run --kernel FILE [--initrd FILE] [--append CMDLINE]
+ *               [--mem SIZE] [--name NAME]     (boot.c, devices.c)
  *   kestrel ps | stats | events     (control.c: every VM on the host)
  *
  * One vCPU, RAM at guest-physical 0, and a minimal COM1: bytes written to
@@ -28,6 +30,7 @@
 #include <linux/kestrel.h>
 
 #include "control.h"
+#include "launcher.h"
 
 #ifndef KESTREL_VERSION
 #define KESTREL_VERSION		"0.1.0"
@@ -55,11 +58,6 @@
 #define LM_SEL_CODE		0x08
 #define LM_SEL_DATA		0x10
 
-/* COM1 */
-#define COM1_DATA		0x3f8
-#define COM1_LSR		0x3fd
-#define LSR_THR_EMPTY		0x60		/* THRE | TEMT */
-
 #define X86_CR0_PE		(1ULL << 0)
 #define X86_CR0_MP		(1ULL << 1)
 #define X86_CR0_ET		(1ULL << 4)
@@ -73,7 +71,10 @@
 enum mode { MODE_REAL, MODE_LONG };
 
 struct options {
-	const char *file;
+	const char *file;		/* --flat or --kernel */
+	bool kernel;			/* --kernel: boot.c loads it */
+	const char *initrd;
+	const char *append;
 	const char *name;		/* --name, else from the file name */
 	enum mode mode;
 	uint64_t mem;
@@ -91,13 +92,13 @@ struct vm {
 };
 
 static const char *prog = "kestrel";
-static bool verbose;
+bool verbose;
 
 /* Set by SIGINT/SIGTERM; the handler also kicks the vCPU out of RUN. */
 static volatile sig_atomic_t stop_signal;
 static struct kestrel_run *volatile kick_run;
 
-static void __attribute__((format(printf, 1, 2))) err(const char *fmt, ...)
+void err(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -114,6 +115,8 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: kestrel run --flat FILE [--mode real|long] [--mem SIZE] [--load ADDR]\n"
 "                   [--name NAME] [-v]\n"
+"       kestrel run --kernel FILE [--initrd FILE] [--append CMDLINE]\n"
+"                   [--mem SIZE] [--name NAME] [-v]\n"
 "%s"
 "       kestrel --version | --help\n"
 "\n"
@@ -133,6 +136,14 @@ static void usage(FILE *f)
 "                 suffix; a multiple of 4K, from 1M to 1024G\n"
 "  --load ADDR    guest-physical load address, decimal or 0x hex (default\n"
 "                 0x7c00 in real mode, 0x100000 in long mode)\n"
+"  --kernel FILE  boot a kernel instead: a Multiboot v1 kernel (ELF32 or\n"
+"                 a.out kludge), entered in 32-bit protected mode with\n"
+"                 EAX = 0x2badb002 and EBX = the info structure, or a Linux\n"
+"                 bzImage (boot protocol 2.12+, 64-bit), entered at its\n"
+"                 64-bit entry point with RSI = boot_params.  The machine\n"
+"                 then also has the PC devices listed below.\n"
+"  --initrd FILE  the initial ramdisk (Linux) or the one module (Multiboot)\n"
+"  --append LINE  the kernel command line (default: empty)\n"
 "  --name NAME    the VM's name for kestrel ps and events: up to 31 of\n"
 "                 [A-Za-z0-9._-] (default: the image's file name)\n"
 "  -v, --verbose  report unhandled port I/O and how the guest ended\n"
@@ -144,8 +155,17 @@ static void usage(FILE *f)
 "  IN from 0x3fd (COM1 LSR)   0x60: the transmitter is always ready\n"
 "  any other IN               all ones\n"
 "  any other OUT              ignored (shown on stderr with -v)\n"
+"With --kernel, COM1 is an 8250 (0x3f8-0x3ff, registers read back, no\n"
+"interrupts) and there are also:\n"
+"  0xf4 (debug exit)          OUT of V ends the launcher with status\n"
+"                             (V << 1) | 1, like QEMU's isa-debug-exit\n"
+"  0x80 (POST code)           ignored\n"
+"  0x70, 0x71 (CMOS/RTC)      the current UTC time, BCD, 24-hour\n"
+"  0x60, 0x64 (i8042)         no keyboard; command 0xfe (reset) ends the\n"
+"                             launcher with status 0 ('guest reset')\n"
+"  0xcf8-0xcff (PCI)          an empty bus: config data reads all ones\n"
 "\n"
-"Exit status: 0 the guest executed HLT; 1 a launcher or host error;\n"
+"Exit status: 0 the guest executed HLT or reset; 1 a launcher or host error;\n"
 "2 the guest triple-faulted; 3 Kestrel could not run the guest (internal\n"
 "error, failed entry); 130 or 143 stopped by SIGINT or SIGTERM.\n",
 		control_usage, control_help);
@@ -225,6 +245,9 @@ static int parse_run_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{ "flat", required_argument, NULL, 'f' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "append", required_argument, NULL, 'a' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "mem", required_argument, NULL, 's' },
 		{ "load", required_argument, NULL, 'l' },
@@ -233,6 +256,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	bool mode_set = false;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -243,9 +267,22 @@ static int parse_run_options(int argc, char **argv, struct options *o)
 	while ((c = getopt_long(argc, argv, ":vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
+		case 'k':
+			if (o->file) {
+				err("--flat and --kernel: give one image");
+				return -1;
+			}
 			o->file = optarg;
+			o->kernel = c == 'k';
+			break;
+		case 'i':
+			o->initrd = optarg;
+			break;
+		case 'a':
+			o->append = optarg;
 			break;
 		case 'm':
+			mode_set = true;
 			if (!strcmp(optarg, "real")) {
 				o->mode = MODE_REAL;
 			} else if (!strcmp(optarg, "long")) {
@@ -298,7 +335,15 @@ static int parse_run_options(int argc, char **argv, struct options *o)
 		return -1;
 	}
 	if (!o->file) {
-		err("run: --flat FILE is required");
+		err("run: --flat FILE or --kernel FILE is required");
+		return -1;
+	}
+	if (!o->kernel && (o->initrd || o->append)) {
+		err("--initrd and --append go with --kernel, not --flat");
+		return -1;
+	}
+	if (o->kernel && (o->load_set || mode_set)) {
+		err("--mode and --load go with --flat: a kernel says where it goes");
 		return -1;
 	}
 	if (o->mem % PAGE_SIZE || o->mem < MIN_MEM || o->mem > MAX_MEM) {
@@ -540,7 +585,16 @@ static int setup_vcpu(struct vm *vm, const struct options *o)
 	memset(&r, 0, sizeof(r));
 	r.rflags = 0x2;
 	r.rip = o->load;
-	if (o->mode == MODE_REAL) {
+	if (o->kernel) {
+		struct boot_args a = {
+			.kernel = o->file,
+			.initrd = o->initrd,
+			.cmdline = o->append ? o->append : "",
+		};
+
+		if (boot_kernel(vm->mem, vm->mem_size, &a, &r, &s))
+			return -1;
+	} else if (o->mode == MODE_REAL) {
 		segment(&s.cs, 0, 0xb, 0xffff, false);
 		segment(&s.ds, 0, 0x3, 0xffff, false);
 		r.rsp = REAL_STACK_TOP;
@@ -559,8 +613,8 @@ static int setup_vcpu(struct vm *vm, const struct options *o)
 		s.cr4 = X86_CR4_PAE;
 		s.efer = X86_EFER_LME | X86_EFER_LMA;
 		r.rsp = LM_STACK_TOP;
+		s.es = s.fs = s.gs = s.ss = s.ds;
 	}
-	s.es = s.fs = s.gs = s.ss = s.ds;
 	if (ioctl(vm->vcpu, KESTREL_SET_SREGS, &s)) {
 		err("KESTREL_SET_SREGS: %s", strerror(errno));
 		return -1;
@@ -632,47 +686,37 @@ static const char *suberror_name(uint32_t sub)
 	return "unknown";
 }
 
-static void handle_io(struct vm *vm)
+/*
+ * Hand each port access to devices.c.  True when a device ended the
+ * guest (debug exit, reset), with the launcher's exit status in *status.
+ */
+static bool handle_io(struct vm *vm, int *status)
 {
 	struct kestrel_run *run = vm->run;
-	uint8_t *data;
-	uint32_t i, n = run->io.count * run->io.size;
+	uint8_t *data, size = run->io.size;
+	uint32_t i, v, n = run->io.count * size;
 
 	if (run->io.data_offset > (uint64_t)vm->run_size ||
-	    n > vm->run_size - run->io.data_offset) {
-		err("I/O data at offset %llu (%u bytes) is outside the run page",
-		    (unsigned long long)run->io.data_offset, n);
+	    n > vm->run_size - run->io.data_offset ||
+	    (size != 1 && size != 2 && size != 4)) {
+		err("I/O data at offset %llu (%u bytes of size %u) is outside the run page",
+		    (unsigned long long)run->io.data_offset, n, size);
 		exit(3);
 	}
 	data = (uint8_t *)run + run->io.data_offset;
 
-	if (run->io.direction == KESTREL_EXIT_IO_OUT) {
-		if (run->io.port == COM1_DATA) {
-			/* each OUT puts its low byte in the THR */
-			for (i = 0; i < run->io.count; i++)
-				fputc(data[i * run->io.size], stdout);
-			return;
+	for (i = 0; i < run->io.count; i++) {
+		v = 0;
+		if (run->io.direction == KESTREL_EXIT_IO_OUT) {
+			memcpy(&v, data + i * size, size);
+			if (pio_access(run->io.port, size, true, &v, status))
+				return true;
+		} else {
+			pio_access(run->io.port, size, false, &v, status);
+			memcpy(data + i * size, &v, size);
 		}
-		if (verbose) {
-			uint32_t v = 0;
-
-			memcpy(&v, data, run->io.size < 4 ? run->io.size : 4);
-			err("OUT port 0x%04x size %u value 0x%x%s",
-			    run->io.port, run->io.size, v,
-			    run->io.count > 1 ? " (repeated)" : "");
-		}
-		return;
 	}
-
-	memset(data, 0xff, n);
-	if (run->io.port == COM1_LSR) {
-		for (i = 0; i < run->io.count; i++)
-			data[i * run->io.size] = LSR_THR_EMPTY;
-		return;
-	}
-	if (verbose)
-		err("IN port 0x%04x size %u: returning all ones",
-		    run->io.port, run->io.size);
+	return false;
 }
 
 /*
@@ -696,6 +740,7 @@ static int run_vm(struct vm *vm)
 {
 	struct kestrel_run *run = vm->run;
 	unsigned int i;
+	int status;
 
 	kick_run = run;
 	for (;;) {
@@ -715,7 +760,10 @@ static int run_vm(struct vm *vm)
 		}
 		switch (run->exit_reason) {
 		case KESTREL_EXIT_IO:
-			handle_io(vm);
+			if (handle_io(vm, &status)) {
+				fflush(stdout);
+				return status;
+			}
 			break;
 		case KESTREL_EXIT_MMIO:
 			handle_mmio(vm);
@@ -769,8 +817,12 @@ static int cmd_run(int argc, char **argv)
 		goto usage;
 	verbose = o.verbose;
 	memset(&vm, 0, sizeof(vm));
-	if (install_signals() || create_vm(&vm, &o) || load_image(&vm, &o) ||
-	    setup_vcpu(&vm, &o))
+	devices_init(o.kernel ? MACHINE_PC : MACHINE_FLAT);
+	/* a kernel's console should reach a pipe line by line, not in 4K lumps */
+	if (o.kernel)
+		setvbuf(stdout, NULL, _IOLBF, 0);
+	if (install_signals() || create_vm(&vm, &o) ||
+	    (!o.kernel && load_image(&vm, &o)) || setup_vcpu(&vm, &o))
 		return 1;
 	ret = run_vm(&vm);
 	fflush(stdout);

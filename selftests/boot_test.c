@@ -1,0 +1,545 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `kestrel run --kernel`, end to end: Multiboot v1 test kernels (ELF32 and
+ * a.out kludge, guests/mb_hello.S) get their command line, memory
+ * information and module, and reach the PC devices (debug exit, CMOS,
+ * i8042 reset); bad kernels are refused with a message naming the problem;
+ * and a real Linux bzImage ($KESTREL_BZIMAGE, else /boot/bzImage) starts
+ * printing on the serial port.
+ *
+ * The launcher is $KESTREL_LAUNCHER (else ../userspace/kestrel next to
+ * this binary).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include "lib.h"
+
+DECLARE_GUEST(mb_hello);
+DECLARE_GUEST(mb_aout);
+
+#define TIMEOUT_MS		20000
+#define BZIMAGE_TIMEOUT_MS	20000
+#define DEBUG_EXIT_OK		((0x21 << 1) | 1)	/* the guests' OUT 0x21 */
+
+static char launcher[PATH_MAX];
+
+struct result {
+	int status;		/* exit status, 128 + signal if killed */
+	bool timed_out;
+	char out[65536];
+	size_t out_len;
+	char err[4096];
+	size_t err_len;
+};
+
+static void find_launcher(void)
+{
+	char exe[PATH_MAX], *slash;
+	const char *env = getenv("KESTREL_LAUNCHER");
+	ssize_t n;
+
+	if (env) {
+		snprintf(launcher, sizeof(launcher), "%s", env);
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	if (snprintf(launcher, sizeof(launcher), "%s/../userspace/kestrel",
+		     exe) >= (int)sizeof(launcher))
+		launcher[0] = '\0';
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void drain(int fd, char *buf, size_t *len, size_t cap, bool *open)
+{
+	ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+
+	if (n <= 0) {
+		*open = false;
+		return;
+	}
+	*len += n;
+	buf[*len] = '\0';
+	if (*len == cap - 1)
+		*open = false;		/* enough to judge */
+}
+
+/*
+ * Run the launcher with @argv (NULL-terminated, without argv[0]) for at
+ * most @timeout_ms, and collect its output.  With @stop_on, kill it once
+ * stdout contains that string and then stays quiet for @quiet_ms: a guest
+ * that never ends still passes once it said enough, and shows where it
+ * stopped.
+ */
+static bool launch(struct result *r, long timeout_ms, const char *stop_on,
+		   long quiet_ms, const char *const *argv)
+{
+	int out[2], errp[2], status, n = 0;
+	bool out_open = true, err_open = true, killed = false;
+	const char *args[16];
+	long start, last_out;
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	args[n++] = launcher;
+	while (*argv && n < 15)
+		args[n++] = *argv++;
+	args[n] = NULL;
+	if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
+		diag("pipe: %s", strerror(errno));
+		return false;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		diag("fork: %s", strerror(errno));
+		return false;
+	}
+	if (pid == 0) {
+		dup2(out[1], 1);
+		dup2(errp[1], 2);
+		execv(launcher, (char *const *)args);
+		_exit(127);
+	}
+	close(out[1]);
+	close(errp[1]);
+	start = last_out = now_ms();
+	while (out_open || err_open) {
+		struct pollfd p[2] = {
+			{ out_open ? out[0] : -1, POLLIN, 0 },
+			{ err_open ? errp[0] : -1, POLLIN, 0 },
+		};
+
+		if (!killed && now_ms() - start > timeout_ms) {
+			r->timed_out = true;
+			kill(pid, SIGKILL);
+			killed = true;
+		}
+		if (poll(p, 2, 50) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents) {
+			drain(out[0], r->out, &r->out_len, sizeof(r->out),
+			      &out_open);
+			last_out = now_ms();
+		}
+		if (p[1].revents)
+			drain(errp[0], r->err, &r->err_len, sizeof(r->err),
+			      &err_open);
+		if (!killed && stop_on && strstr(r->out, stop_on) &&
+		    now_ms() - last_out >= quiet_ms) {
+			kill(pid, SIGKILL);
+			killed = true;
+		}
+		if (killed && now_ms() - start > timeout_ms + 5000)
+			break;		/* a grandchild may hold the pipes */
+	}
+	close(out[0]);
+	close(errp[0]);
+	if (waitpid(pid, &status, 0) < 0) {
+		diag("waitpid: %s", strerror(errno));
+		return false;
+	}
+	r->status = WIFEXITED(status) ? WEXITSTATUS(status) :
+					128 + WTERMSIG(status);
+	return true;
+}
+
+static void show(const struct result *r)
+{
+	diag("exit status %d%s", r->status, r->timed_out ? " (timed out)" : "");
+	if (r->err_len)
+		diag("stderr: %s", r->err);
+	if (r->out_len)
+		diag("stdout (%zu bytes): %.2000s", r->out_len, r->out);
+}
+
+#define CHECK_STATUS(r, want)						\
+	do {								\
+		if ((r)->status != (want)) {				\
+			diag("exit status %d, want %d", (r)->status, want); \
+			show(r);					\
+			return TEST_FAIL;				\
+		}							\
+	} while (0)
+
+#define CHECK_HAS(r, buf, what)						\
+	do {								\
+		if (!strstr((r)->buf, what)) {				\
+			diag("%s lacks \"%s\"", #buf, what);		\
+			show(r);					\
+			return TEST_FAIL;				\
+		}							\
+	} while (0)
+
+#define CHECK_OUT(r, want)						\
+	do {								\
+		if (strcmp((r)->out, want)) {				\
+			diag("stdout is not \"%s\"", want);		\
+			show(r);					\
+			return TEST_FAIL;				\
+		}							\
+	} while (0)
+
+/* Files from bytes, in /tmp (or $TMPDIR), unlinked at the end */
+static char tmp_paths[16][64];
+static int nr_tmp;
+
+static const char *tmp_file(const void *bytes, size_t len)
+{
+	char *path = tmp_paths[nr_tmp];
+	const char *dir = getenv("TMPDIR");
+	int fd;
+
+	if (nr_tmp == ARRAY_SIZE(tmp_paths))
+		return NULL;
+	snprintf(path, sizeof(tmp_paths[0]), "%s/kestrel-boot-XXXXXX",
+		 dir ? dir : "/tmp");
+	fd = mkstemp(path);
+	if (fd < 0) {
+		diag("mkstemp %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	nr_tmp++;
+	if (write(fd, bytes, len) != (ssize_t)len) {
+		diag("write %s: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	close(fd);
+	return path;
+}
+
+static const char *guest_file(struct guest_image img)
+{
+	return tmp_file(img.start, img.end - img.start);
+}
+
+static void remove_files(void)
+{
+	while (nr_tmp)
+		unlink(tmp_paths[--nr_tmp]);
+}
+
+/* ---- Multiboot ---------------------------------------------------------- */
+
+static enum test_result test_mb_elf(const void *arg)
+{
+	const char *k = guest_file(GUEST(mb_hello));
+	struct result r;
+
+	(void)arg;
+	CHECK(k);
+	CHECK_H(launch(&r, TIMEOUT_MS, NULL, 0, (const char *[]){
+		"run", "--kernel", k, "--append", "hello world", "--mem", "16M",
+		NULL }));
+	CHECK_STATUS(&r, DEBUG_EXIT_OK);
+	/* 15 MiB above 1 MiB; four 24-byte memory map entries */
+	CHECK_OUT(&r, "multiboot ok: hello world\n"
+		      "mem_upper=15360 mmap=96 mods=0\n");
+	return TEST_PASS;
+}
+
+static enum test_result test_mb_aout(const void *arg)
+{
+	const char *k = guest_file(GUEST(mb_aout));
+	struct result r;
+
+	(void)arg;
+	CHECK(k);
+	CHECK_H(launch(&r, TIMEOUT_MS, NULL, 0, (const char *[]){
+		"run", "--kernel", k, "--append", "a.out kludge",
+		"--mem", "32M", NULL }));
+	CHECK_STATUS(&r, DEBUG_EXIT_OK);
+	CHECK_OUT(&r, "multiboot ok: a.out kludge\n"
+		      "mem_upper=31744 mmap=96 mods=0\n");
+	return TEST_PASS;
+}
+
+static enum test_result test_mb_module(const void *arg)
+{
+	static const char data[] = "an initrd";
+	const char *k = guest_file(GUEST(mb_hello));
+	const char *initrd = tmp_file(data, sizeof(data));
+	struct result r;
+
+	(void)arg;
+	CHECK(k && initrd);
+	/* no --append: an empty command line */
+	CHECK_H(launch(&r, TIMEOUT_MS, NULL, 0, (const char *[]){
+		"run", "--kernel", k, "--initrd", initrd, NULL }));
+	CHECK_STATUS(&r, DEBUG_EXIT_OK);
+	CHECK_OUT(&r, "multiboot ok: \nmem_upper=15360 mmap=96 mods=1\n");
+	return TEST_PASS;
+}
+
+static enum test_result test_rtc(const void *arg)
+{
+	const char *k = guest_file(GUEST(mb_hello));
+	char want[64], want2[64];
+	struct result r;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	(void)arg;
+	CHECK(k);
+	CHECK_H(launch(&r, TIMEOUT_MS, NULL, 0, (const char *[]){
+		"run", "--kernel", k, "--append", "rtc", NULL }));
+	CHECK_STATUS(&r, DEBUG_EXIT_OK);
+	/* status B 02: 24-hour BCD; then year and month, this one or next */
+	gmtime_r(&now, &tm);
+	snprintf(want, sizeof(want), "\nrtc 02 %02d %02d\n",
+		 tm.tm_year % 100, tm.tm_mon + 1);
+	now = time(NULL);
+	gmtime_r(&now, &tm);
+	snprintf(want2, sizeof(want2), "\nrtc 02 %02d %02d\n",
+		 tm.tm_year % 100, tm.tm_mon + 1);
+	if (!strstr(r.out, want2))
+		CHECK_HAS(&r, out, want);
+	return TEST_PASS;
+}
+
+static enum test_result test_reset(const void *arg)
+{
+	const char *k = guest_file(GUEST(mb_hello));
+	struct result r;
+
+	(void)arg;
+	CHECK(k);
+	CHECK_H(launch(&r, TIMEOUT_MS, NULL, 0, (const char *[]){
+		"run", "--kernel", k, "--append", "reset", NULL }));
+	CHECK_STATUS(&r, 0);
+	CHECK_HAS(&r, out, "multiboot ok: reset\n");
+	CHECK_HAS(&r, err, "guest reset");
+	return TEST_PASS;
+}
+
+/* ---- refused kernels ---------------------------------------------------- */
+
+static enum test_result expect_refusal(const char *const *argv,
+				       const char *why)
+{
+	struct result r;
+
+	CHECK_H(launch(&r, TIMEOUT_MS, NULL, 0, argv));
+	CHECK_STATUS(&r, 1);
+	CHECK_HAS(&r, err, why);
+	CHECK_EQ(r.out_len, 0);
+	return TEST_PASS;
+}
+
+static enum test_result test_not_a_kernel(const void *arg)
+{
+	static const char text[] = "#!/bin/sh\necho this is not a kernel\n";
+	static const uint8_t elf[64] = { 0x7f, 'E', 'L', 'F', 2, 1, 1 };
+	const char *f = tmp_file(text, sizeof(text) - 1);
+	const char *e = tmp_file(elf, sizeof(elf));
+	enum test_result t;
+
+	(void)arg;
+	CHECK(f && e);
+	t = expect_refusal((const char *[]){ "run", "--kernel", f, NULL },
+			   "not a kernel");
+	if (t != TEST_PASS)
+		return t;
+	t = expect_refusal((const char *[]){ "run", "--kernel", e, NULL },
+			   "without a Multiboot header");
+	if (t != TEST_PASS)
+		return t;
+	return expect_refusal((const char *[]){
+		"run", "--kernel", "/nonexistent/vmlinuz", NULL },
+		"/nonexistent/vmlinuz");
+}
+
+static enum test_result test_truncated(const void *arg)
+{
+	struct guest_image img = GUEST(mb_hello);
+	size_t len = img.end - img.start;
+	const char *f;
+
+	(void)arg;
+	/* keep the ELF and program headers and the Multiboot header only */
+	CHECK(len > 0xc0);
+	f = tmp_file(img.start, 0xc0);
+	CHECK(f);
+	return expect_refusal((const char *[]){ "run", "--kernel", f, NULL },
+			      "truncated");
+}
+
+static enum test_result test_too_big(const void *arg)
+{
+	static uint8_t big[2 << 20];
+	const char *k = guest_file(GUEST(mb_hello));
+	const char *initrd = tmp_file(big, sizeof(big));
+	enum test_result t;
+
+	(void)arg;
+	CHECK(k && initrd);
+	/* linked at 1 MiB: nothing of it fits in 1 MiB of RAM */
+	t = expect_refusal((const char *[]){
+		"run", "--kernel", k, "--mem", "1M", NULL }, "does not fit");
+	if (t != TEST_PASS)
+		return t;
+	return expect_refusal((const char *[]){
+		"run", "--kernel", k, "--initrd", initrd, "--mem", "2M", NULL },
+		"do not fit");
+}
+
+/* A setup header with nothing behind it: refused before any loading */
+static enum test_result test_bzimage_refused(const void *arg)
+{
+	static uint8_t hdr[4096];
+	const char *old, *k32;
+
+	(void)arg;
+	hdr[0x1f1] = 4;				/* setup_sects */
+	hdr[0x1fe] = 0x55;
+	hdr[0x1ff] = 0xaa;
+	memcpy(hdr + 0x202, "HdrS", 4);
+	hdr[0x206] = 0x02;			/* version 2.02 */
+	hdr[0x207] = 0x02;
+	hdr[0x211] = 0x01;			/* LOADED_HIGH */
+	old = tmp_file(hdr, sizeof(hdr));
+	hdr[0x206] = 0x0f;			/* 2.15, but no XLF_KERNEL_64 */
+	k32 = tmp_file(hdr, sizeof(hdr));
+	CHECK(old && k32);
+	if (expect_refusal((const char *[]){ "run", "--kernel", old, NULL },
+			   "too old") != TEST_PASS)
+		return TEST_FAIL;
+	return expect_refusal((const char *[]){ "run", "--kernel", k32, NULL },
+			      "not a 64-bit kernel");
+}
+
+static enum test_result test_options(const void *arg)
+{
+	const char *k = guest_file(GUEST(mb_hello));
+	enum test_result t;
+
+	(void)arg;
+	CHECK(k);
+	t = expect_refusal((const char *[]){
+		"run", "--kernel", k, "--flat", k, NULL }, "one image");
+	if (t != TEST_PASS)
+		return t;
+	t = expect_refusal((const char *[]){
+		"run", "--flat", k, "--append", "x", NULL }, "--kernel");
+	if (t != TEST_PASS)
+		return t;
+	return expect_refusal((const char *[]){
+		"run", "--kernel", k, "--mode", "long", NULL }, "--flat");
+}
+
+/* The last @lines lines of @text, one diagnostic each (so none looks like TAP) */
+static void diag_tail(char *text, int lines)
+{
+	char *p = text + strlen(text), *eol;
+
+	while (p > text && p[-1] == '\n')
+		p--;
+	while (p > text && lines) {
+		p--;
+		if (*p == '\n')
+			lines--;
+	}
+	if (*p == '\n')
+		p++;
+	for (; *p; p = eol + 1) {
+		eol = strchr(p, '\n');
+		if (!eol)
+			eol = p + strlen(p);
+		diag("  %.*s", (int)(eol - p > 200 ? 200 : eol - p), p);
+		if (!*eol)
+			break;
+	}
+}
+
+/* ---- Linux -------------------------------------------------------------- */
+
+static enum test_result test_bzimage(const void *arg)
+{
+	const char *k = getenv("KESTREL_BZIMAGE");
+	struct result r;
+
+	(void)arg;
+	if (!k || !*k)
+		k = "/boot/bzImage";
+	if (access(k, R_OK))
+		return test_skip("no bzImage at %s (set KESTREL_BZIMAGE)", k);
+	/*
+	 * Without an in-kernel APIC the kernel cannot get far: it is enough
+	 * that the decompressor or the kernel itself talks on COM1.  The
+	 * launcher is killed as soon as it has, or after the timeout.
+	 */
+	CHECK_H(launch(&r, BZIMAGE_TIMEOUT_MS, "Linux version", 10000,
+		       (const char *[]){ "run", "--kernel", k, "--append",
+		       "earlyprintk=serial,ttyS0,115200 console=ttyS0",
+		       "--mem", "256M", NULL }));
+	diag("bzImage: exit status %d%s, %zu bytes of output", r.status,
+	     r.timed_out ? " (timed out)" : "", r.out_len);
+	if (!strstr(r.out, "Linux version") &&
+	    !strstr(r.out, "Decompressing Linux") &&
+	    !strstr(r.out, "early console")) {
+		diag("no sign of Linux on the serial port");
+		show(&r);
+		return TEST_FAIL;
+	}
+	/* where it stopped, for the in-kernel APIC work still to come */
+	diag("the last lines on the serial port:");
+	diag_tail(r.out, 12);
+	if (r.err_len) {
+		diag("launcher stderr:");
+		diag_tail(r.err, 12);
+	}
+	return TEST_PASS;
+}
+
+static const struct test_case cases[] = {
+	{ "Multiboot ELF kernel: cmdline, memory info, debug exit status",
+	  test_mb_elf, NULL },
+	{ "Multiboot a.out kludge kernel (flat image)", test_mb_aout, NULL },
+	{ "Multiboot --initrd is module 1, empty cmdline", test_mb_module,
+	  NULL },
+	{ "CMOS RTC reads the current date in BCD", test_rtc, NULL },
+	{ "i8042 reset ends the launcher with status 0", test_reset, NULL },
+	{ "not a kernel: refused with a message", test_not_a_kernel, NULL },
+	{ "truncated ELF kernel: refused", test_truncated, NULL },
+	{ "kernel or initrd too big for --mem: refused", test_too_big, NULL },
+	{ "bzImage with an old protocol or 32-bit only: refused",
+	  test_bzimage_refused, NULL },
+	{ "--kernel option conflicts: refused", test_options, NULL },
+	{ "Linux bzImage talks on the serial port", test_bzimage, NULL },
+};
+
+int main(int argc, char **argv)
+{
+	int ret;
+
+	test_init(argc, argv);
+	find_launcher();
+	if (access(launcher, X_OK)) {
+		printf("1..0 # SKIP no launcher at %s (set KESTREL_LAUNCHER)\n",
+		       launcher);
+		return 4;
+	}
+	ret = test_run_all(cases, ARRAY_SIZE(cases));
+	remove_files();
+	return ret;
+}
