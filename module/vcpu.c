@@ -41,8 +41,15 @@ static int kestrel_vcpu_run(struct kestrel_vcpu *vcpu)
 		if (r < 0)
 			return r;
 		if (r > 0)
-			return 0;
+			break;
 	}
+
+	/* Exits an operator wants to hear about, whatever the arch. */
+	if (run->exit_reason == KESTREL_EXIT_SHUTDOWN)
+		kestrel_nl_vcpu_shutdown(vcpu);
+	else if (run->exit_reason == KESTREL_EXIT_INTERNAL_ERROR)
+		kestrel_nl_vcpu_internal_error(vcpu, run->internal.suberror);
+	return 0;
 
 out_intr:
 	run->exit_reason = KESTREL_EXIT_INTR;

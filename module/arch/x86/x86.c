@@ -527,7 +527,6 @@ static int kestrel_internal_error(struct kestrel_vcpu *vcpu, u32 suberror,
 	struct kestrel_run *run = vcpu->run;
 	int i;
 
-	kestrel_nl_vcpu_internal_error(vcpu, suberror);
 	run->exit_reason = KESTREL_EXIT_INTERNAL_ERROR;
 	run->internal.suberror = suberror;
 	run->internal.ndata = ndata;
@@ -981,7 +980,6 @@ static int kestrel_handle_exit(struct kestrel_vcpu *vcpu,
 		return kestrel_handle_npf(vcpu, e);
 	case X86_EXIT_SHUTDOWN:
 		kestrel_x86_reset(vcpu);
-		kestrel_nl_vcpu_shutdown(vcpu);
 		run->exit_reason = KESTREL_EXIT_SHUTDOWN;
 		return 1;
 	case X86_EXIT_UD:
