@@ -32,6 +32,7 @@
 #include <linux/kestrel_netlink.h>
 
 #include "lib.h"
+#include "../userspace/nl_attrs.h"
 
 #ifndef SOL_NETLINK
 #define SOL_NETLINK	270
@@ -42,7 +43,6 @@ DECLARE_GUEST(rm_spin);
 DECLARE_GUEST(ud2);
 
 #define MAX_RECS	1024
-#define MAX_EXITS	64
 #define MAX_VCPUS	64
 #define NOBODY		65534
 
@@ -187,13 +187,6 @@ static int nlc_xfer(struct nlc *c, struct nl_msg *m, nl_recvmsg_msg_cb_t cb,
 
 /* ---- records ---------------------------------------------------------- */
 
-struct exits {
-	unsigned int n;
-	char name[MAX_EXITS][32];
-	uint64_t count[MAX_EXITS];
-	uint64_t injected, guest_ns;
-};
-
 struct vmrec {
 	uint32_t id, pid, nr_vcpus, state;
 	uint64_t mem, mapped, created_ns;
@@ -209,7 +202,7 @@ struct vmlist {
 
 struct vcpurec {
 	uint32_t vm_id, id, state;
-	struct exits ex;
+	struct kestrel_nl_exits ex;
 };
 
 struct vcpulist {
@@ -221,7 +214,7 @@ struct statsrec {
 	char backend[32];
 	uint32_t nr_vms, nr_vcpus;
 	uint64_t npf;
-	struct exits ex;
+	struct kestrel_nl_exits ex;
 	int replies;
 };
 
@@ -230,49 +223,8 @@ static bool parse(struct nl_msg *msg, struct nlattr **tb)
 	return genlmsg_parse(nlmsg_hdr(msg), 0, tb, KESTREL_NL_A_MAX, NULL) >= 0;
 }
 
-static uint32_t u32_of(struct nlattr **tb, int t)
-{
-	return tb[t] ? nla_get_u32(tb[t]) : UINT32_MAX;
-}
-
-static uint64_t u64_of(struct nlattr **tb, int t)
-{
-	return tb[t] ? nla_get_u64(tb[t]) : UINT64_MAX;
-}
-
-static void str_of(struct nlattr **tb, int t, char *buf, size_t size)
-{
-	buf[0] = '\0';
-	if (tb[t])
-		snprintf(buf, size, "%.*s", nla_len(tb[t]),
-			 (char *)nla_data(tb[t]));
-}
-
-static void exits_of(struct nlattr **tb, struct exits *ex)
-{
-	struct nlattr *e;
-	int rem;
-
-	memset(ex, 0, sizeof(*ex));
-	ex->injected = u64_of(tb, KESTREL_NL_A_INJECTED);
-	ex->guest_ns = u64_of(tb, KESTREL_NL_A_GUEST_NS);
-	if (!tb[KESTREL_NL_A_EXITS])
-		return;
-	nla_for_each_nested(e, tb[KESTREL_NL_A_EXITS], rem) {
-		struct nlattr *etb[KESTREL_NL_EXIT_A_MAX + 1];
-
-		if (ex->n == MAX_EXITS || nla_type(e) != KESTREL_NL_A_EXIT ||
-		    nla_parse_nested(etb, KESTREL_NL_EXIT_A_MAX, e, NULL) < 0)
-			continue;
-		str_of(etb, KESTREL_NL_EXIT_A_NAME, ex->name[ex->n],
-		       sizeof(ex->name[0]));
-		ex->count[ex->n] = u64_of(etb, KESTREL_NL_EXIT_A_COUNT);
-		ex->n++;
-	}
-}
-
 /* The counter named @name, UINT64_MAX if the reply had none. */
-static uint64_t exit_count(const struct exits *ex, const char *name)
+static uint64_t exit_count(const struct kestrel_nl_exits *ex, const char *name)
 {
 	unsigned int i;
 
@@ -296,14 +248,14 @@ static int vm_cb(struct nl_msg *msg, void *arg)
 		return NL_SKIP;
 	}
 	v = &l->v[l->n++];
-	v->id = u32_of(tb, KESTREL_NL_A_VM_ID);
-	v->pid = u32_of(tb, KESTREL_NL_A_VM_OWNER_PID);
-	v->nr_vcpus = u32_of(tb, KESTREL_NL_A_VM_NR_VCPUS);
-	v->state = u32_of(tb, KESTREL_NL_A_VM_STATE);
-	v->mem = u64_of(tb, KESTREL_NL_A_VM_MEM_SIZE);
-	v->mapped = u64_of(tb, KESTREL_NL_A_VM_MAPPED);
-	v->created_ns = u64_of(tb, KESTREL_NL_A_VM_CREATED_NS);
-	str_of(tb, KESTREL_NL_A_VM_NAME, v->name, sizeof(v->name));
+	v->id = kestrel_nl_u32(tb, KESTREL_NL_A_VM_ID, UINT32_MAX);
+	v->pid = kestrel_nl_u32(tb, KESTREL_NL_A_VM_OWNER_PID, UINT32_MAX);
+	v->nr_vcpus = kestrel_nl_u32(tb, KESTREL_NL_A_VM_NR_VCPUS, UINT32_MAX);
+	v->state = kestrel_nl_u32(tb, KESTREL_NL_A_VM_STATE, UINT32_MAX);
+	v->mem = kestrel_nl_u64(tb, KESTREL_NL_A_VM_MEM_SIZE, UINT64_MAX);
+	v->mapped = kestrel_nl_u64(tb, KESTREL_NL_A_VM_MAPPED, UINT64_MAX);
+	v->created_ns = kestrel_nl_u64(tb, KESTREL_NL_A_VM_CREATED_NS, UINT64_MAX);
+	kestrel_nl_str(tb, KESTREL_NL_A_VM_NAME, v->name, sizeof(v->name));
 	v->dgram = recv_datagrams;
 	return NL_OK;
 }
@@ -318,10 +270,10 @@ static int vcpu_cb(struct nl_msg *msg, void *arg)
 	    !parse(msg, tb) || l->n == (int)ARRAY_SIZE(l->v))
 		return NL_SKIP;
 	v = &l->v[l->n++];
-	v->vm_id = u32_of(tb, KESTREL_NL_A_VM_ID);
-	v->id = u32_of(tb, KESTREL_NL_A_VCPU_ID);
-	v->state = u32_of(tb, KESTREL_NL_A_VCPU_STATE);
-	exits_of(tb, &v->ex);
+	v->vm_id = kestrel_nl_u32(tb, KESTREL_NL_A_VM_ID, UINT32_MAX);
+	v->id = kestrel_nl_u32(tb, KESTREL_NL_A_VCPU_ID, UINT32_MAX);
+	v->state = kestrel_nl_u32(tb, KESTREL_NL_A_VCPU_STATE, UINT32_MAX);
+	kestrel_nl_exits(tb, &v->ex, UINT64_MAX);
 	return NL_OK;
 }
 
@@ -334,11 +286,11 @@ static int stats_cb(struct nl_msg *msg, void *arg)
 	    !parse(msg, tb))
 		return NL_SKIP;
 	s->replies++;
-	str_of(tb, KESTREL_NL_A_STATS_BACKEND, s->backend, sizeof(s->backend));
-	s->nr_vms = u32_of(tb, KESTREL_NL_A_STATS_NR_VMS);
-	s->nr_vcpus = u32_of(tb, KESTREL_NL_A_STATS_NR_VCPUS);
-	s->npf = u64_of(tb, KESTREL_NL_A_STATS_NPF);
-	exits_of(tb, &s->ex);
+	kestrel_nl_str(tb, KESTREL_NL_A_STATS_BACKEND, s->backend, sizeof(s->backend));
+	s->nr_vms = kestrel_nl_u32(tb, KESTREL_NL_A_STATS_NR_VMS, UINT32_MAX);
+	s->nr_vcpus = kestrel_nl_u32(tb, KESTREL_NL_A_STATS_NR_VCPUS, UINT32_MAX);
+	s->npf = kestrel_nl_u64(tb, KESTREL_NL_A_STATS_NPF, UINT64_MAX);
+	kestrel_nl_exits(tb, &s->ex, UINT64_MAX);
 	return NL_OK;
 }
 
@@ -692,7 +644,7 @@ static bool run_cpuid_guest(struct vm *vm, struct vcpu *v, int n)
 	return run_expect_hlt(v);
 }
 
-static bool check_exit_names(const struct exits *ex)
+static bool check_exit_names(const struct kestrel_nl_exits *ex)
 {
 	static const char *const names[] = { "cpuid", "io", "hlt", "npf",
 					     "shutdown" };
@@ -1215,14 +1167,14 @@ static int event_cb(struct nl_msg *msg, void *arg)
 	    !parse(msg, tb) || log->n == (int)ARRAY_SIZE(log->e))
 		return NL_SKIP;
 	e = &log->e[log->n++];
-	e->type = u32_of(tb, KESTREL_NL_A_EVENT_TYPE);
-	e->seq = u64_of(tb, KESTREL_NL_A_EVENT_SEQ);
-	e->time_ns = u64_of(tb, KESTREL_NL_A_EVENT_TIME_NS);
-	e->vm_id = u32_of(tb, KESTREL_NL_A_VM_ID);
-	e->pid = u32_of(tb, KESTREL_NL_A_VM_OWNER_PID);
-	e->vcpu = u32_of(tb, KESTREL_NL_A_VCPU_ID);
-	e->suberror = u32_of(tb, KESTREL_NL_A_EVENT_SUBERROR);
-	str_of(tb, KESTREL_NL_A_VM_NAME, e->name, sizeof(e->name));
+	e->type = kestrel_nl_u32(tb, KESTREL_NL_A_EVENT_TYPE, UINT32_MAX);
+	e->seq = kestrel_nl_u64(tb, KESTREL_NL_A_EVENT_SEQ, UINT64_MAX);
+	e->time_ns = kestrel_nl_u64(tb, KESTREL_NL_A_EVENT_TIME_NS, UINT64_MAX);
+	e->vm_id = kestrel_nl_u32(tb, KESTREL_NL_A_VM_ID, UINT32_MAX);
+	e->pid = kestrel_nl_u32(tb, KESTREL_NL_A_VM_OWNER_PID, UINT32_MAX);
+	e->vcpu = kestrel_nl_u32(tb, KESTREL_NL_A_VCPU_ID, UINT32_MAX);
+	e->suberror = kestrel_nl_u32(tb, KESTREL_NL_A_EVENT_SUBERROR, UINT32_MAX);
+	kestrel_nl_str(tb, KESTREL_NL_A_VM_NAME, e->name, sizeof(e->name));
 	return NL_OK;
 }
 

@@ -29,12 +29,12 @@
 #include <linux/kestrel_netlink.h>
 
 #include "control.h"
+#include "nl_attrs.h"
 
 #ifndef SOL_NETLINK
 #define SOL_NETLINK	270
 #endif
 
-#define MAX_EXITS	64	/* exit reasons a record can hold */
 #define MAX_VCPUS	256
 
 const char control_usage[] =
@@ -202,13 +202,6 @@ static int kctl_call(struct kctl *c, const char *what, uint8_t cmd, bool dump,
 
 /* ---- records ----------------------------------------------------------- */
 
-struct exits {
-	unsigned int n;
-	char name[MAX_EXITS][32];
-	uint64_t count[MAX_EXITS];
-	uint64_t injected, guest_ns;
-};
-
 struct vm_rec {
 	uint32_t id, pid, nr_vcpus, state;
 	char name[64];
@@ -222,7 +215,7 @@ struct vm_list {
 
 struct vcpu_rec {
 	uint32_t id, state;
-	struct exits ex;
+	struct kestrel_nl_exits ex;
 };
 
 struct vcpu_list {
@@ -234,7 +227,7 @@ struct stats_rec {
 	char backend[32];
 	uint32_t nr_vms, nr_vcpus;
 	uint64_t npf;
-	struct exits ex;
+	struct kestrel_nl_exits ex;
 };
 
 static struct nlattr **parse_attrs(struct nl_msg *msg, struct nlattr **tb)
@@ -242,49 +235,6 @@ static struct nlattr **parse_attrs(struct nl_msg *msg, struct nlattr **tb)
 	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, KESTREL_NL_A_MAX, NULL) < 0)
 		return NULL;
 	return tb;
-}
-
-static uint32_t get_u32(struct nlattr **tb, int type)
-{
-	return tb[type] ? nla_get_u32(tb[type]) : 0;
-}
-
-static uint64_t get_u64(struct nlattr **tb, int type)
-{
-	return tb[type] ? nla_get_u64(tb[type]) : 0;
-}
-
-static void get_str(struct nlattr **tb, int type, char *buf, size_t size)
-{
-	buf[0] = '\0';
-	if (tb[type])
-		snprintf(buf, size, "%.*s", nla_len(tb[type]),
-			 (char *)nla_data(tb[type]));
-}
-
-static void get_exits(struct nlattr **tb, struct exits *ex)
-{
-	struct nlattr *e;
-	int rem;
-
-	memset(ex, 0, sizeof(*ex));
-	ex->injected = get_u64(tb, KESTREL_NL_A_INJECTED);
-	ex->guest_ns = get_u64(tb, KESTREL_NL_A_GUEST_NS);
-	if (!tb[KESTREL_NL_A_EXITS])
-		return;
-	nla_for_each_nested(e, tb[KESTREL_NL_A_EXITS], rem) {
-		struct nlattr *etb[KESTREL_NL_EXIT_A_MAX + 1];
-
-		if (ex->n == MAX_EXITS)
-			break;
-		if (nla_parse_nested(etb, KESTREL_NL_EXIT_A_MAX, e, NULL) < 0 ||
-		    !etb[KESTREL_NL_EXIT_A_NAME])
-			continue;
-		get_str(etb, KESTREL_NL_EXIT_A_NAME, ex->name[ex->n],
-			sizeof(ex->name[0]));
-		ex->count[ex->n] = get_u64(etb, KESTREL_NL_EXIT_A_COUNT);
-		ex->n++;
-	}
 }
 
 static int vm_cb(struct nl_msg *msg, void *arg)
@@ -305,14 +255,14 @@ static int vm_cb(struct nl_msg *msg, void *arg)
 		l->cap = cap;
 	}
 	v = &l->v[l->n++];
-	v->id = get_u32(tb, KESTREL_NL_A_VM_ID);
-	v->pid = get_u32(tb, KESTREL_NL_A_VM_OWNER_PID);
-	v->nr_vcpus = get_u32(tb, KESTREL_NL_A_VM_NR_VCPUS);
-	v->state = get_u32(tb, KESTREL_NL_A_VM_STATE);
-	v->mem = get_u64(tb, KESTREL_NL_A_VM_MEM_SIZE);
-	v->mapped = get_u64(tb, KESTREL_NL_A_VM_MAPPED);
-	v->created_ns = get_u64(tb, KESTREL_NL_A_VM_CREATED_NS);
-	get_str(tb, KESTREL_NL_A_VM_NAME, v->name, sizeof(v->name));
+	v->id = kestrel_nl_u32(tb, KESTREL_NL_A_VM_ID, 0);
+	v->pid = kestrel_nl_u32(tb, KESTREL_NL_A_VM_OWNER_PID, 0);
+	v->nr_vcpus = kestrel_nl_u32(tb, KESTREL_NL_A_VM_NR_VCPUS, 0);
+	v->state = kestrel_nl_u32(tb, KESTREL_NL_A_VM_STATE, 0);
+	v->mem = kestrel_nl_u64(tb, KESTREL_NL_A_VM_MEM_SIZE, 0);
+	v->mapped = kestrel_nl_u64(tb, KESTREL_NL_A_VM_MAPPED, 0);
+	v->created_ns = kestrel_nl_u64(tb, KESTREL_NL_A_VM_CREATED_NS, 0);
+	kestrel_nl_str(tb, KESTREL_NL_A_VM_NAME, v->name, sizeof(v->name));
 	return NL_OK;
 }
 
@@ -326,9 +276,9 @@ static int vcpu_cb(struct nl_msg *msg, void *arg)
 	    l->n == MAX_VCPUS)
 		return NL_SKIP;
 	v = &l->v[l->n++];
-	v->id = get_u32(tb, KESTREL_NL_A_VCPU_ID);
-	v->state = get_u32(tb, KESTREL_NL_A_VCPU_STATE);
-	get_exits(tb, &v->ex);
+	v->id = kestrel_nl_u32(tb, KESTREL_NL_A_VCPU_ID, 0);
+	v->state = kestrel_nl_u32(tb, KESTREL_NL_A_VCPU_STATE, 0);
+	kestrel_nl_exits(tb, &v->ex, 0);
 	return NL_OK;
 }
 
@@ -339,11 +289,11 @@ static int stats_cb(struct nl_msg *msg, void *arg)
 
 	if (!parse_attrs(msg, tb))
 		return NL_SKIP;
-	get_str(tb, KESTREL_NL_A_STATS_BACKEND, s->backend, sizeof(s->backend));
-	s->nr_vms = get_u32(tb, KESTREL_NL_A_STATS_NR_VMS);
-	s->nr_vcpus = get_u32(tb, KESTREL_NL_A_STATS_NR_VCPUS);
-	s->npf = get_u64(tb, KESTREL_NL_A_STATS_NPF);
-	get_exits(tb, &s->ex);
+	kestrel_nl_str(tb, KESTREL_NL_A_STATS_BACKEND, s->backend, sizeof(s->backend));
+	s->nr_vms = kestrel_nl_u32(tb, KESTREL_NL_A_STATS_NR_VMS, 0);
+	s->nr_vcpus = kestrel_nl_u32(tb, KESTREL_NL_A_STATS_NR_VCPUS, 0);
+	s->npf = kestrel_nl_u64(tb, KESTREL_NL_A_STATS_NPF, 0);
+	kestrel_nl_exits(tb, &s->ex, 0);
 	return NL_OK;
 }
 
@@ -438,7 +388,7 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
-static void json_exits(const struct exits *ex)
+static void json_exits(const struct kestrel_nl_exits *ex)
 {
 	unsigned int i;
 
@@ -453,7 +403,7 @@ static void json_exits(const struct exits *ex)
 	putchar('}');
 }
 
-static void print_exits(const struct exits *ex, const char *indent)
+static void print_exits(const struct kestrel_nl_exits *ex, const char *indent)
 {
 	unsigned int i;
 
@@ -749,10 +699,10 @@ static int event_cb(struct nl_msg *msg, void *arg)
 	if (genlmsg_hdr(nlmsg_hdr(msg))->cmd != KESTREL_NL_CMD_EVENT ||
 	    !parse_attrs(msg, tb))
 		return NL_SKIP;
-	type = get_u32(tb, KESTREL_NL_A_EVENT_TYPE);
-	seq = get_u64(tb, KESTREL_NL_A_EVENT_SEQ);
-	ns = get_u64(tb, KESTREL_NL_A_EVENT_TIME_NS);
-	get_str(tb, KESTREL_NL_A_VM_NAME, name, sizeof(name));
+	type = kestrel_nl_u32(tb, KESTREL_NL_A_EVENT_TYPE, 0);
+	seq = kestrel_nl_u64(tb, KESTREL_NL_A_EVENT_SEQ, 0);
+	ns = kestrel_nl_u64(tb, KESTREL_NL_A_EVENT_TIME_NS, 0);
+	kestrel_nl_str(tb, KESTREL_NL_A_VM_NAME, name, sizeof(name));
 	/* Numbers are consecutive while we listen, unless some were lost. */
 	if (st->last_seq && seq > st->last_seq + 1)
 		cerr("events: %" PRIu64 " event(s) lost", seq - st->last_seq - 1);
@@ -761,26 +711,26 @@ static int event_cb(struct nl_msg *msg, void *arg)
 	if (st->json) {
 		printf("{\"seq\":%" PRIu64 ",\"time_ns\":%" PRIu64
 		       ",\"event\":\"%s\",\"vm\":%u,\"name\":",
-		       seq, ns, event_name(type), get_u32(tb, KESTREL_NL_A_VM_ID));
+		       seq, ns, event_name(type), kestrel_nl_u32(tb, KESTREL_NL_A_VM_ID, 0));
 		json_str(name);
-		printf(",\"owner_pid\":%u", get_u32(tb, KESTREL_NL_A_VM_OWNER_PID));
+		printf(",\"owner_pid\":%u", kestrel_nl_u32(tb, KESTREL_NL_A_VM_OWNER_PID, 0));
 		if (tb[KESTREL_NL_A_VCPU_ID])
-			printf(",\"vcpu\":%u", get_u32(tb, KESTREL_NL_A_VCPU_ID));
+			printf(",\"vcpu\":%u", kestrel_nl_u32(tb, KESTREL_NL_A_VCPU_ID, 0));
 		if (tb[KESTREL_NL_A_EVENT_SUBERROR])
 			printf(",\"suberror\":%u",
-			       get_u32(tb, KESTREL_NL_A_EVENT_SUBERROR));
+			       kestrel_nl_u32(tb, KESTREL_NL_A_EVENT_SUBERROR, 0));
 		printf("}\n");
 	} else {
 		fmt_time(when, sizeof(when), ns);
 		printf("%" PRIu64 " %s %-19s vm %u (%s) pid %u", seq, when,
-		       event_name(type), get_u32(tb, KESTREL_NL_A_VM_ID),
+		       event_name(type), kestrel_nl_u32(tb, KESTREL_NL_A_VM_ID, 0),
 		       name[0] ? name : "-",
-		       get_u32(tb, KESTREL_NL_A_VM_OWNER_PID));
+		       kestrel_nl_u32(tb, KESTREL_NL_A_VM_OWNER_PID, 0));
 		if (tb[KESTREL_NL_A_VCPU_ID])
-			printf(" vcpu %u", get_u32(tb, KESTREL_NL_A_VCPU_ID));
+			printf(" vcpu %u", kestrel_nl_u32(tb, KESTREL_NL_A_VCPU_ID, 0));
 		if (tb[KESTREL_NL_A_EVENT_SUBERROR])
 			printf(" suberror %u",
-			       get_u32(tb, KESTREL_NL_A_EVENT_SUBERROR));
+			       kestrel_nl_u32(tb, KESTREL_NL_A_EVENT_SUBERROR, 0));
 		putchar('\n');
 	}
 	fflush(stdout);
