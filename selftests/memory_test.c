@@ -59,19 +59,26 @@ static bool env_init(struct env *e)
 	return true;
 }
 
-static int guest_op(struct env *e, uint64_t op, uint64_t addr, uint64_t val,
-		    uint64_t count)
+/* Point lm_mem at an operation; the caller runs it. */
+static bool guest_set_op(struct env *e, uint64_t op, uint64_t addr,
+			 uint64_t val, uint64_t count)
 {
 	struct kestrel_regs r;
 
 	if (!get_regs(&e->vcpu, &r))
-		return -1;
+		return false;
 	r.rip = GUEST_LOAD;
 	r.rdi = op;
 	r.rsi = addr;
 	r.rdx = val;
 	r.rcx = count;
-	if (!set_regs(&e->vcpu, &r))
+	return set_regs(&e->vcpu, &r);
+}
+
+static int guest_op(struct env *e, uint64_t op, uint64_t addr, uint64_t val,
+		    uint64_t count)
+{
+	if (!guest_set_op(e, op, addr, val, count))
 		return -1;
 	return vcpu_run(&e->vcpu);
 }
@@ -90,14 +97,7 @@ static bool g_write(struct env *e, uint64_t gpa, uint64_t val)
 
 static bool g_read(struct env *e, uint64_t gpa, uint64_t *val)
 {
-	struct kestrel_regs r;
-
-	if (!get_regs(&e->vcpu, &r))
-		return false;
-	r.rip = GUEST_LOAD;
-	r.rdi = OP_READ;
-	r.rsi = gpa;
-	return set_regs(&e->vcpu, &r) &&
+	return guest_set_op(e, OP_READ, gpa, 0, 0) &&
 	       run_expect_out64(&e->vcpu, PORT_U32, val) &&
 	       run_expect_hlt(&e->vcpu);
 }
@@ -122,16 +122,7 @@ static bool g_pages(struct env *e, uint64_t op, uint64_t gpa, uint64_t base,
 			}
 			continue;
 		}
-		struct kestrel_regs r;
-
-		if (!get_regs(&e->vcpu, &r))
-			return false;
-		r.rip = GUEST_LOAD;
-		r.rdi = OP_VERIFY;
-		r.rsi = gpa + i * 4096;
-		r.rdx = base + i;
-		r.rcx = c;
-		if (!set_regs(&e->vcpu, &r) ||
+		if (!guest_set_op(e, OP_VERIFY, gpa + i * 4096, base + i, c) ||
 		    !run_expect_out(&e->vcpu, PORT_U32, 4, &out) ||
 		    !run_expect_hlt(&e->vcpu))
 			return false;
@@ -160,6 +151,21 @@ static void *map_anon(size_t size, int extra)
 		       -1, 0);
 
 	return p == MAP_FAILED ? NULL : res_map(p, size);
+}
+
+/* An env with @size bytes of anonymous memory as slot 1 at GPA_HIGH. */
+static void *env_with_slot(struct env *e, size_t size)
+{
+	void *mem;
+
+	if (!env_init(e))
+		return NULL;
+	mem = map_anon(size, 0);
+	if (!mem) {
+		diag("mmap %zu bytes: %s", size, strerror(errno));
+		return NULL;
+	}
+	return vm_add_slot(&e->vm, 1, GPA_HIGH, mem, size) ? mem : NULL;
 }
 
 /* 2 MiB-aligned anonymous memory (over-map and trim). */
@@ -298,10 +304,8 @@ static enum test_result test_dontneed(const void *arg)
 	uint64_t *p, v;
 
 	(void)arg;
-	CHECK_H(env_init(&e));
-	p = map_anon(4096 * 4, 0);
+	p = env_with_slot(&e, 4096 * 4);
 	CHECK(p);
-	CHECK_H(vm_add_slot(&e.vm, 1, GPA_HIGH, p, 4096 * 4));
 	CHECK_H(g_write(&e, GPA_HIGH + 4096, 0x5eed));
 	CHECK_EQ(p[512], 0x5eed);
 
@@ -455,10 +459,8 @@ static enum test_result test_move(const void *arg)
 	uint64_t *mem, v;
 
 	(void)arg;
-	CHECK_H(env_init(&e));
-	mem = map_anon(4 * 4096, 0);
+	mem = env_with_slot(&e, 4 * 4096);
 	CHECK(mem);
-	CHECK_H(vm_add_slot(&e.vm, 1, GPA_HIGH, mem, 4 * 4096));
 	CHECK_H(g_write(&e, GPA_HIGH + 4096, 0x600d));
 
 	mr = (struct kestrel_memory_region){
@@ -516,10 +518,8 @@ static enum test_result test_dirty_exact(const void *arg)
 	size_t i;
 
 	(void)arg;
-	CHECK_H(env_init(&e));
-	mem = map_anon(DIRTY_PAGES * 4096, 0);
+	mem = env_with_slot(&e, DIRTY_PAGES * 4096);
 	CHECK(mem);
-	CHECK_H(vm_add_slot(&e.vm, 1, GPA_HIGH, mem, DIRTY_PAGES * 4096));
 	/* Mapped writable before logging starts: logging must catch it. */
 	CHECK_H(g_pages(&e, OP_FILL, GPA_HIGH, 0, DIRTY_PAGES));
 	CHECK_H(set_logging(&e, mem, true));
@@ -596,10 +596,8 @@ static enum test_result test_dirty_concurrent(const void *arg)
 	int r;
 
 	(void)arg;
-	CHECK_H(env_init(&e));
-	mem = map_anon(DIRTY_PAGES * 4096, 0);
+	mem = env_with_slot(&e, DIRTY_PAGES * 4096);
 	CHECK(mem);
-	CHECK_H(vm_add_slot(&e.vm, 1, GPA_HIGH, mem, DIRTY_PAGES * 4096));
 	CHECK_H(set_logging(&e, mem, true));
 	CHECK_OK(sigaction(SIGUSR1, &sa, NULL));
 
