@@ -38,6 +38,9 @@ struct kestrel_create_vm {
 #define KESTREL_CAP_IMMEDIATE_EXIT	4	/* 1: kestrel_run.immediate_exit */
 #define KESTREL_CAP_MAX_CPUID		5	/* entries in KESTREL_SET_CPUID */
 #define KESTREL_CAP_NR_ASIDS		6	/* hardware address-space tags */
+#define KESTREL_CAP_IRQCHIP		7	/* 1: KESTREL_CREATE_IRQCHIP, SIGNAL_MSI */
+#define KESTREL_CAP_MSR_POLICY		8	/* 1: KESTREL_SET_MSR_POLICY */
+#define KESTREL_CAP_TSC_KHZ		9	/* guest TSC rate in kHz; 0: unknown */
 
 #define KESTREL_BACKEND_SVM	1
 #define KESTREL_BACKEND_VMX	2
@@ -94,6 +97,39 @@ struct kestrel_vm_stats {
 
 #define KESTREL_GET_DIRTY_LOG		_IOW(KESTREL_IO, 0x12, struct kestrel_dirty_log)
 #define KESTREL_GET_VM_STATS		_IOR(KESTREL_IO, 0x13, struct kestrel_vm_stats)
+
+/*
+ * An in-kernel local APIC for every vCPU (xAPIC page at the APIC base and
+ * x2APIC MSRs, timer, IPIs).  Only before the first vCPU is created;
+ * afterwards HLT waits in the kernel for an interrupt instead of exiting.
+ * The IOAPIC, PIC and other interrupt sources stay in userspace: they
+ * deliver through KESTREL_SIGNAL_MSI.
+ */
+#define KESTREL_CREATE_IRQCHIP		_IO(KESTREL_IO, 0x14)
+
+/*
+ * Deliver an interrupt message as a PCI MSI or an IOAPIC would write it:
+ * address 0xfeeXXXXX (destination APIC ID in bits 19:12, bit 2: logical
+ * destination), data (vector in 7:0, delivery mode in 10:8; fixed,
+ * lowest-priority and NMI are supported).  Returns how many local APICs
+ * accepted it: 0 when none matched or the message was masked.
+ */
+struct kestrel_msi {
+	__u64 address;
+	__u32 data;
+	__u32 flags;		/* none defined: must be 0 */
+	__u8  reserved[16];	/* must be 0 */
+};
+#define KESTREL_SIGNAL_MSI		_IOW(KESTREL_IO, 0x15, struct kestrel_msi)
+
+/*
+ * What RDMSR/WRMSR of an MSR Kestrel does not implement does: raise #GP
+ * in the guest (the default, what hardware does for a missing MSR), or
+ * exit to userspace with KESTREL_EXIT_MSR.
+ */
+#define KESTREL_MSR_POLICY_GP		0
+#define KESTREL_MSR_POLICY_EXIT		1
+#define KESTREL_SET_MSR_POLICY		_IO(KESTREL_IO, 0x16)	/* arg: policy */
 
 /* ---- vCPU fd --------------------------------------------------------- */
 
@@ -167,6 +203,7 @@ struct kestrel_cpuid {
 #define KESTREL_EXIT_FAIL_ENTRY		6	/* hardware refused the state */
 #define KESTREL_EXIT_MEMORY_FAULT	7	/* slot memory not accessible: -EFAULT */
 #define KESTREL_EXIT_MMIO		8	/* see run->mmio */
+#define KESTREL_EXIT_MSR		9	/* unknown MSR: see run->msr */
 
 #define KESTREL_MEMORY_FAULT_WRITE	(1ULL << 0)
 #define KESTREL_MEMORY_FAULT_EXEC	(1ULL << 1)
@@ -218,6 +255,18 @@ struct kestrel_run {
 			__u8  is_write;
 			__u8  padding[3];
 		} mmio;
+		/*
+		 * KESTREL_EXIT_MSR, under KESTREL_MSR_POLICY_EXIT.  For a
+		 * read, fill data; set error to 1 to raise #GP instead.  The
+		 * next RUN completes the instruction.
+		 */
+		struct {
+			__u32 index;		/* ECX */
+			__u8  is_write;
+			__u8  error;		/* in: 1 raises #GP */
+			__u8  padding[2];
+			__u64 data;		/* EDX:EAX */
+		} msr;
 		/* KESTREL_EXIT_FAIL_ENTRY */
 		struct {
 			__u64 hardware_entry_failure_reason;

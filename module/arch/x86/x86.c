@@ -13,6 +13,7 @@
 #include <asm/processor-flags.h>
 
 #include "x86.h"
+#include "lapic.h"
 
 const struct kestrel_backend_ops *kestrel_backend;
 
@@ -32,6 +33,8 @@ const char *const kestrel_arch_exit_names[KESTREL_ARCH_NR_EXITS] = {
 	[X86_EXIT_SKIP]			= "nop_insn",
 	[X86_EXIT_ENTRY_FAILED]		= "entry_failed",
 	[X86_EXIT_EVENT_DELIVERY]	= "event_delivery",
+	[X86_EXIT_IRQ_WINDOW]		= "irq_window",
+	[X86_EXIT_XSETBV]		= "xsetbv",
 	[X86_EXIT_UNHANDLED]		= "unhandled",
 };
 
@@ -196,6 +199,12 @@ void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
 	e->has_error = has_error &&
 		       (kestrel_backend->get_cr(vcpu, 0) & X86_CR0_PE);
 	e->error = error;
+}
+
+/* The TSC as the guest reads it. */
+u64 kestrel_x86_guest_tsc(struct kestrel_vcpu *vcpu)
+{
+	return rdtsc();		/* no TSC offset yet */
 }
 
 /* 16, 32 or 64: the default operand/address size of the guest code. */
@@ -701,6 +710,10 @@ static bool kestrel_pat_valid(u64 pat)
 /* 0: done; -1: #GP. */
 static int kestrel_rdmsr(struct kestrel_vcpu *vcpu, u32 msr, u64 *val)
 {
+	int r = kestrel_lapic_rdmsr(vcpu, msr, val);
+
+	if (r != -ENODEV)
+		return r;
 	switch (msr) {
 	case MSR_EFER:
 		*val = kestrel_backend->get_efer(vcpu);
@@ -709,7 +722,7 @@ static int kestrel_rdmsr(struct kestrel_vcpu *vcpu, u32 msr, u64 *val)
 		*val = kestrel_backend->get_pat(vcpu);
 		return 0;
 	case MSR_IA32_TSC:
-		*val = rdtsc();		/* no TSC offset yet */
+		*val = kestrel_x86_guest_tsc(vcpu);
 		return 0;
 	case MSR_IA32_APICBASE:
 		*val = vcpu->arch.apic_base;
@@ -722,8 +735,11 @@ static int kestrel_rdmsr(struct kestrel_vcpu *vcpu, u32 msr, u64 *val)
 static int kestrel_wrmsr(struct kestrel_vcpu *vcpu, u32 msr, u64 val)
 {
 	const struct kestrel_backend_ops *ops = kestrel_backend;
+	int r = kestrel_lapic_wrmsr(vcpu, msr, val);
 	u64 old;
 
+	if (r != -ENODEV)
+		return r;
 	switch (msr) {
 	case MSR_EFER:
 		old = ops->get_efer(vcpu);

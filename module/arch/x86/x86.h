@@ -83,10 +83,32 @@ struct kestrel_backend_ops {
 	bool	(*npt_entry_young)(u64 entry);
 	u64	(*npt_entry_mkold)(u64 entry);
 
+	/* CR2 for a #PF being injected; CR8 (TPR) as the local APIC sets it. */
+	void	(*set_cr2)(struct kestrel_vcpu *vcpu, u64 val);
+	void	(*set_cr8)(struct kestrel_vcpu *vcpu, u64 val);
+	/* Guest TSC = host TSC + offset. */
+	void	(*set_tsc_offset)(struct kestrel_vcpu *vcpu, u64 offset);
+
+	/*
+	 * External interrupts.  interrupt_allowed: RFLAGS.IF set, no
+	 * interrupt shadow, and no event already being injected.
+	 * inject_irq delivers @vector on the next entry.  set_irq_window asks
+	 * for an X86_EXIT_IRQ_WINDOW exit as soon as the guest could take an
+	 * interrupt of priority class @prio (above its TPR, IF set, no
+	 * shadow); -1 cancels the request.
+	 */
+	bool	(*interrupt_allowed)(struct kestrel_vcpu *vcpu);
+	void	(*inject_irq)(struct kestrel_vcpu *vcpu, u8 vector);
+	void	(*set_irq_window)(struct kestrel_vcpu *vcpu, int prio);
+
 	/*
 	 * Enter the guest once with the registers in vcpu->arch, deliver a
 	 * pending exception, and describe the exit.  Called with preemption
-	 * enabled; the backend disables what it must around entry.
+	 * enabled; the backend disables what it must around entry.  With
+	 * interrupts off and vcpu->mode set to KESTREL_IN_GUEST, it calls
+	 * kestrel_x86_cancel_entry() and, if that says so, returns
+	 * X86_EXIT_NONE without entering: an interrupt arrived since the
+	 * injection decision, and a kick seeing OUTSIDE_GUEST sent no IPI.
 	 */
 	void	(*run)(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit);
 };
@@ -98,6 +120,8 @@ extern const struct kestrel_backend_ops kestrel_svm_ops;
 void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
 				 bool has_error, u32 error);
 int kestrel_x86_guest_mode_bits(struct kestrel_vcpu *vcpu);
+u64 kestrel_x86_guest_tsc(struct kestrel_vcpu *vcpu);
+bool kestrel_x86_cancel_entry(struct kestrel_vcpu *vcpu);
 
 /* cpuid.c */
 int kestrel_cpuid_init(void);

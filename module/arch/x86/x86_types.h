@@ -29,6 +29,8 @@ enum kestrel_x86_exit_reason {
 	X86_EXIT_SKIP,		/* treat the instruction as a no-op */
 	X86_EXIT_ENTRY_FAILED,
 	X86_EXIT_EVENT_DELIVERY,
+	X86_EXIT_IRQ_WINDOW,	/* the guest can take the pending interrupt */
+	X86_EXIT_XSETBV,
 	X86_EXIT_UNHANDLED,
 	X86_EXIT_NR
 };
