@@ -189,6 +189,8 @@ long kestrel_arch_check_cap(unsigned long cap);
 long kestrel_arch_dev_ioctl(unsigned int ioctl, unsigned long arg);
 int kestrel_arch_vm_init(struct kestrel_vm *vm);
 void kestrel_arch_vm_destroy(struct kestrel_vm *vm);
+long kestrel_arch_vm_ioctl(struct kestrel_vm *vm, unsigned int ioctl,
+			   unsigned long arg);
 /*
  * Nested-table operations on guest-physical ranges, under vm->mmu_lock.
  * Each returns true when translations changed and the caller must flush

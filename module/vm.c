@@ -114,7 +114,7 @@ static long kestrel_vm_ioctl(struct file *filp, unsigned int ioctl,
 		return copy_to_user(uarg, &st, sizeof(st)) ? -EFAULT : 0;
 	}
 	default:
-		return -ENOTTY;
+		return kestrel_arch_vm_ioctl(vm, ioctl, arg);
 	}
 }
 

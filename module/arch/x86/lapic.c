@@ -22,3 +22,9 @@ bool kestrel_x86_cancel_entry(struct kestrel_vcpu *vcpu)
 {
 	return false;
 }
+
+int kestrel_lapic_deliver_msi(struct kestrel_vm *vm,
+			      const struct kestrel_msi *msi)
+{
+	return -ENXIO;
+}

@@ -98,6 +98,11 @@ long kestrel_arch_check_cap(unsigned long cap)
 		return KESTREL_MAX_CPUID;
 	case KESTREL_CAP_NR_ASIDS:
 		return kestrel_backend->nr_asids();
+	case KESTREL_CAP_IRQCHIP:
+	case KESTREL_CAP_MSR_POLICY:
+		return 1;
+	case KESTREL_CAP_TSC_KHZ:
+		return tsc_khz;
 	default:
 		return 0;
 	}
@@ -123,6 +128,50 @@ int kestrel_arch_vm_init(struct kestrel_vm *vm)
 void kestrel_arch_vm_destroy(struct kestrel_vm *vm)
 {
 	kestrel_npt_destroy(vm);
+}
+
+static int kestrel_x86_create_irqchip(struct kestrel_vm *vm)
+{
+	int r = 0;
+
+	mutex_lock(&vm->lock);
+	if (vm->arch.irqchip)
+		r = -EEXIST;
+	else if (vm->nr_vcpus)
+		r = -EBUSY;	/* vCPUs would have no APIC */
+	else
+		WRITE_ONCE(vm->arch.irqchip, true);
+	mutex_unlock(&vm->lock);
+	return r;
+}
+
+static int kestrel_x86_set_msr_policy(struct kestrel_vm *vm,
+				      unsigned long policy)
+{
+	if (policy != KESTREL_MSR_POLICY_GP && policy != KESTREL_MSR_POLICY_EXIT)
+		return -EINVAL;
+	WRITE_ONCE(vm->arch.msr_policy, policy);
+	return 0;
+}
+
+long kestrel_arch_vm_ioctl(struct kestrel_vm *vm, unsigned int ioctl,
+			   unsigned long arg)
+{
+	switch (ioctl) {
+	case KESTREL_CREATE_IRQCHIP:
+		return arg ? -EINVAL : kestrel_x86_create_irqchip(vm);
+	case KESTREL_SIGNAL_MSI: {
+		struct kestrel_msi msi;
+
+		if (copy_from_user(&msi, (void __user *)arg, sizeof(msi)))
+			return -EFAULT;
+		return kestrel_lapic_deliver_msi(vm, &msi);
+	}
+	case KESTREL_SET_MSR_POLICY:
+		return kestrel_x86_set_msr_policy(vm, arg);
+	default:
+		return -ENOTTY;
+	}
 }
 
 /* ---- vCPU ---------------------------------------------------------------- */

@@ -46,6 +46,13 @@ enum kestrel_reg {
 };
 
 struct kestrel_arch_vm {
+	/*
+	 * Set once, under vm->lock, before any vCPU exists (irqchip) or at
+	 * any time (msr_policy); read without locks by vCPU threads.
+	 */
+	bool		irqchip;	/* KESTREL_CREATE_IRQCHIP done */
+	u8		msr_policy;	/* KESTREL_MSR_POLICY_* */
+
 	/* Nested page table (vm->mmu_lock). */
 	u64		*npt_root;	/* top-level table, kernel VA */
 	int		npt_levels;	/* 4 or 5, as the host pages */
@@ -85,7 +92,8 @@ struct kestrel_arch_vcpu {
 
 	struct kestrel_x86_event exception;
 
-	u64		apic_base;	/* MSR value; no APIC behind it yet */
+	u64		apic_base;	/* MSR value */
+	struct kestrel_lapic *lapic;	/* NULL: the VM has no irqchip */
 
 	/* The guest's own TLB must go (emulated CR4 write): new tag. */
 	bool		tlb_flush_pending;
