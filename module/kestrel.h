@@ -123,6 +123,12 @@ struct kestrel_vcpu {
 	/* vcpu->mutex serialises every ioctl on this vCPU. */
 	struct mutex		mutex;
 
+	/*
+	 * A halted vCPU thread sleeps here; interrupt sources (timers, MSIs,
+	 * IPIs) wake it through kestrel_vcpu_kick() from any context.
+	 */
+	wait_queue_head_t	wq;
+
 	/* Written by the vCPU thread only; read locklessly by kickers. */
 	int			mode;
 	int			cpu;		/* host CPU last run on, or -1 */
@@ -158,6 +164,7 @@ void kestrel_vm_kick_all(struct kestrel_vm *vm);
 /* vcpu.c */
 int kestrel_create_vcpu(struct kestrel_vm *vm, unsigned long id);
 void kestrel_vcpus_destroy(struct kestrel_vm *vm);
+void kestrel_vcpu_kick(struct kestrel_vcpu *vcpu);
 
 /* memslot.c */
 int kestrel_memslots_init(struct kestrel_vm *vm);
@@ -202,12 +209,21 @@ bool kestrel_arch_age_range(struct kestrel_vm *vm, u64 gpa, u64 size,
 			    bool clear);
 void kestrel_arch_mapping_counts(struct kestrel_vm *vm, u64 *n4k, u64 *n2m);
 int kestrel_arch_vcpu_init(struct kestrel_vcpu *vcpu);
+/* Under vm->lock: does the new vCPU still match the VM's setup? */
+bool kestrel_arch_vcpu_fits_vm(struct kestrel_vcpu *vcpu);
 void kestrel_arch_vcpu_destroy(struct kestrel_vcpu *vcpu);
 long kestrel_arch_vcpu_ioctl(struct kestrel_vcpu *vcpu, unsigned int ioctl,
 			     unsigned long arg);
 void kestrel_arch_vcpu_complete_userspace_exit(struct kestrel_vcpu *vcpu);
 /* Enter the guest once; 0: go again, 1: exit to userspace, <0: error. */
 int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu);
+/*
+ * Halt: runnable says whether the vCPU may enter the guest now (false:
+ * halted with nothing to wake it); wakeup_pending, safe from any context,
+ * whether an event arrived that may end the halt.
+ */
+bool kestrel_arch_vcpu_runnable(struct kestrel_vcpu *vcpu);
+bool kestrel_arch_vcpu_wakeup_pending(struct kestrel_vcpu *vcpu);
 /* Names of the exit counters, KESTREL_ARCH_NR_EXITS of them. */
 extern const char *const kestrel_arch_exit_names[];
 /* Guest memory currently mapped in the nested page tables. */

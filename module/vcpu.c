@@ -13,9 +13,45 @@
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <linux/smp.h>
+#include <linux/wait.h>
 #include <linux/uaccess.h>
 
 #include "kestrel.h"
+
+/*
+ * A halted vCPU sleeps on its wait queue until an interrupt source kicks
+ * it or a signal arrives: the host scheduler runs something else.
+ */
+static void kestrel_vcpu_block(struct kestrel_vcpu *vcpu)
+{
+	WRITE_ONCE(vcpu->state, KESTREL_VCPU_HALTED);
+	wait_event_interruptible(vcpu->wq,
+				 kestrel_arch_vcpu_wakeup_pending(vcpu));
+	WRITE_ONCE(vcpu->state, KESTREL_VCPU_RUNNING);
+}
+
+/*
+ * Make @vcpu notice a new event: wake it if it sleeps, and force it out
+ * of guest mode if it runs there (the exit is the point).  Callable from
+ * any context, hard interrupts included, so the IPI is the bare
+ * reschedule vector rather than a function call.  The vCPU thread checks
+ * for events after publishing KESTREL_IN_GUEST (kestrel_x86_cancel_entry),
+ * so a kick that reads OUTSIDE_GUEST needs no IPI.
+ */
+void kestrel_vcpu_kick(struct kestrel_vcpu *vcpu)
+{
+	int cpu;
+
+	wake_up_interruptible(&vcpu->wq);
+	/* The caller's event before the mode read; pairs with the vCPU. */
+	smp_mb();
+	if (READ_ONCE(vcpu->mode) != KESTREL_IN_GUEST)
+		return;
+	cpu = READ_ONCE(vcpu->cpu);
+	if (cpu >= 0 && cpu != raw_smp_processor_id())
+		smp_send_reschedule(cpu);
+}
 
 static int kestrel_vcpu_run(struct kestrel_vcpu *vcpu)
 {
@@ -37,6 +73,10 @@ static int kestrel_vcpu_run(struct kestrel_vcpu *vcpu)
 		}
 		cond_resched();
 
+		if (!kestrel_arch_vcpu_runnable(vcpu)) {
+			kestrel_vcpu_block(vcpu);
+			continue;
+		}
 		r = kestrel_arch_vcpu_run_once(vcpu);
 		if (r < 0)
 			return r;
@@ -152,6 +192,7 @@ int kestrel_create_vcpu(struct kestrel_vm *vm, unsigned long id)
 	vcpu->cpu = -1;
 	vcpu->mode = KESTREL_OUTSIDE_GUEST;
 	mutex_init(&vcpu->mutex);
+	init_waitqueue_head(&vcpu->wq);
 	vcpu->run = (void *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
 	if (!vcpu->run) {
 		kfree(vcpu);
@@ -168,6 +209,11 @@ int kestrel_create_vcpu(struct kestrel_vm *vm, unsigned long id)
 	mutex_lock(&vm->lock);
 	if (vm->vcpus[id]) {
 		r = -EEXIST;
+		goto err_unlock;
+	}
+	/* The VM's configuration changed while the vCPU was being built. */
+	if (!kestrel_arch_vcpu_fits_vm(vcpu)) {
+		r = -EBUSY;
 		goto err_unlock;
 	}
 	/* The fd's reference; taken before the fd can be closed. */

@@ -109,10 +109,11 @@ struct kestrel_vm_stats {
 
 /*
  * Deliver an interrupt message as a PCI MSI or an IOAPIC would write it:
- * address 0xfeeXXXXX (destination APIC ID in bits 19:12, bit 2: logical
- * destination), data (vector in 7:0, delivery mode in 10:8; fixed,
- * lowest-priority and NMI are supported).  Returns how many local APICs
- * accepted it: 0 when none matched or the message was masked.
+ * address 0xfeeXXXXX (destination APIC ID in bits 19:12, bit 3:
+ * lowest priority, bit 2: logical destination), data (vector 16-255 in
+ * 7:0, delivery mode in 10:8: fixed or lowest priority; trigger bits are
+ * accepted and ignored).  Returns how many local APICs took it: 0 when
+ * none matched.  -ENXIO without KESTREL_CREATE_IRQCHIP.
  */
 struct kestrel_msi {
 	__u64 address;

@@ -452,6 +452,67 @@ static u64 svm_npt_entry_mkold(u64 entry)
 	return entry & ~(u64)_PAGE_ACCESSED;
 }
 
+static void svm_set_cr2(struct kestrel_vcpu *vcpu, u64 val)
+{
+	to_svm(vcpu)->vmcb->save.cr2 = val;
+}
+
+/* With V_INTR_MASKING, the guest's CR8 is V_TPR: MOV CR8 never exits. */
+static void svm_set_cr8(struct kestrel_vcpu *vcpu, u64 val)
+{
+	struct vmcb_control_k *c = &to_svm(vcpu)->vmcb->control;
+
+	c->int_ctl = (c->int_ctl & ~SVM_INT_CTL_V_TPR_MASK) | (val & 0xf);
+}
+
+/* ---- interrupts -------------------------------------------------------------- */
+
+/*
+ * The shadow of STI or MOV SS covers one instruction: once x86.c has
+ * completed that instruction itself (RIP moved on), it is over.
+ */
+static bool svm_in_shadow(struct kestrel_vcpu *vcpu, struct vmcb_k *vmcb)
+{
+	return (vmcb->control.int_state & SVM_INT_STATE_SHADOW) &&
+	       vmcb->save.rip == vcpu->arch.rip;
+}
+
+static bool svm_interrupt_allowed(struct kestrel_vcpu *vcpu)
+{
+	struct vmcb_k *vmcb = to_svm(vcpu)->vmcb;
+
+	return (vcpu->arch.rflags & X86_EFLAGS_IF) &&
+	       !svm_in_shadow(vcpu, vmcb) &&
+	       !(vmcb->control.event_inj & SVM_EVTINJ_VALID);
+}
+
+static void svm_inject_irq(struct kestrel_vcpu *vcpu, u8 vector)
+{
+	to_svm(vcpu)->vmcb->control.event_inj = vector | SVM_EVTINJ_VALID |
+		(SVM_EVTINJ_TYPE_INTR << SVM_EVTINJ_TYPE_SHIFT);
+}
+
+/*
+ * The window is a virtual interrupt (V_IRQ) of the pending interrupt's
+ * priority, with its VINTR intercepted: the CPU exits exactly when the
+ * guest would take it, which covers RFLAGS.IF, the interrupt shadow and
+ * V_TPR (a guest lowering CR8 below the class) in one mechanism.
+ */
+static void svm_set_irq_window(struct kestrel_vcpu *vcpu, int prio)
+{
+	struct vmcb_control_k *c = &to_svm(vcpu)->vmcb->control;
+
+	c->int_ctl &= ~(SVM_INT_CTL_V_IRQ | SVM_INT_CTL_V_INTR_PRIO_MASK |
+			SVM_INT_CTL_V_IGN_TPR);
+	if (prio < 0) {
+		c->intercept_misc1 &= ~SVM_INTERCEPT_VINTR;
+		return;
+	}
+	c->int_ctl |= SVM_INT_CTL_V_IRQ |
+		      (prio & 0xf) << SVM_INT_CTL_V_INTR_PRIO_SHIFT;
+	c->intercept_misc1 |= SVM_INTERCEPT_VINTR;
+}
+
 /* ---- the world switch ------------------------------------------------------- */
 
 /*
@@ -535,6 +596,9 @@ static void svm_describe_exit(struct kestrel_vcpu *vcpu, struct vmcb_k *vmcb,
 	case SVM_EXIT_CPUID:
 		e->reason = X86_EXIT_CPUID;
 		break;
+	case SVM_EXIT_VINTR:
+		e->reason = X86_EXIT_IRQ_WINDOW;
+		break;
 	case SVM_EXIT_HLT:
 		e->reason = X86_EXIT_HLT;
 		break;
@@ -601,6 +665,8 @@ static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 	struct svm_cpu *sd;
 	int cpu, gen;
 
+	if (!svm_in_shadow(vcpu, vmcb))
+		vmcb->control.int_state &= ~SVM_INT_STATE_SHADOW;
 	vmcb->save.rax = a->regs[KREG_RAX];
 	vmcb->save.rsp = a->regs[KREG_RSP];
 	vmcb->save.rip = a->rip;
@@ -615,6 +681,14 @@ static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 	WRITE_ONCE(vcpu->mode, KESTREL_IN_GUEST);
 	/* Pairs with kestrel_vm_kick_all(): mode before tlb_gen. */
 	smp_mb();
+	if (kestrel_x86_cancel_entry(vcpu)) {
+		/* event_inj stays set: the next entry delivers it. */
+		WRITE_ONCE(vcpu->mode, KESTREL_OUTSIDE_GUEST);
+		local_irq_enable();
+		memset(exit, 0, sizeof(*exit));
+		exit->reason = X86_EXIT_NONE;
+		return;
+	}
 	gen = atomic_read(&vcpu->vm->tlb_gen);
 	if (sv->cpu != cpu || sv->asid_gen != sd->asid_gen ||
 	    gen != a->tlb_gen || a->tlb_flush_pending) {
@@ -662,6 +736,11 @@ const struct kestrel_backend_ops kestrel_svm_ops = {
 	.get_pat		= svm_get_pat,
 	.set_pat		= svm_set_pat,
 	.get_seg		= svm_get_seg,
+	.set_cr2		= svm_set_cr2,
+	.set_cr8		= svm_set_cr8,
+	.interrupt_allowed	= svm_interrupt_allowed,
+	.inject_irq		= svm_inject_irq,
+	.set_irq_window		= svm_set_irq_window,
 	.npt_table_entry	= svm_npt_table_entry,
 	.npt_leaf_entry		= svm_npt_leaf_entry,
 	.npt_entry_writable	= svm_npt_entry_writable,

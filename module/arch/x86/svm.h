@@ -115,6 +115,7 @@ static_assert(sizeof(struct vmcb_k) == 4096);
 #define SVM_INTERCEPT_NMI		BIT(1)
 #define SVM_INTERCEPT_SMI		BIT(2)
 #define SVM_INTERCEPT_INIT		BIT(3)
+#define SVM_INTERCEPT_VINTR		BIT(4)
 #define SVM_INTERCEPT_RDPMC		BIT(15)
 #define SVM_INTERCEPT_CPUID		BIT(18)
 #define SVM_INTERCEPT_RSM		BIT(19)
@@ -148,7 +149,13 @@ static_assert(sizeof(struct vmcb_k) == 4096);
 #define SVM_INTERCEPT_TLBSYNC		BIT(4)
 
 #define SVM_NESTED_CTL_NP_ENABLE	BIT(0)
+#define SVM_INT_CTL_V_TPR_MASK		0xfU
+#define SVM_INT_CTL_V_IRQ		BIT(8)
+#define SVM_INT_CTL_V_INTR_PRIO_SHIFT	16
+#define SVM_INT_CTL_V_INTR_PRIO_MASK	(0xfU << SVM_INT_CTL_V_INTR_PRIO_SHIFT)
+#define SVM_INT_CTL_V_IGN_TPR		BIT(20)
 #define SVM_INT_CTL_V_INTR_MASKING	BIT(24)
+#define SVM_INT_STATE_SHADOW		BIT(0)
 #define SVM_TLB_CONTROL_FLUSH_ALL_ASID	1
 
 /* EVENTINJ / EXITINTINFO */
@@ -178,6 +185,7 @@ static_assert(sizeof(struct vmcb_k) == 4096);
 #define SVM_EXIT_NMI			0x061
 #define SVM_EXIT_SMI			0x062
 #define SVM_EXIT_INIT			0x063
+#define SVM_EXIT_VINTR			0x064
 #define SVM_EXIT_RDPMC			0x06f
 #define SVM_EXIT_CPUID			0x072
 #define SVM_EXIT_RSM			0x073

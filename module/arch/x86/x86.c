@@ -199,7 +199,10 @@ static void kestrel_x86_reset(struct kestrel_vcpu *vcpu)
 	fx->cwd = 0x37f;
 	fx->mxcsr = 0x1f80;
 
+	a->halted = false;
+
 	kestrel_backend->vcpu_reset(vcpu);
+	kestrel_lapic_reset(vcpu);
 }
 
 int kestrel_arch_vcpu_init(struct kestrel_vcpu *vcpu)
@@ -220,6 +223,13 @@ int kestrel_arch_vcpu_init(struct kestrel_vcpu *vcpu)
 	r = kestrel_backend->vcpu_create(vcpu);
 	if (r)
 		goto err;
+	if (READ_ONCE(vcpu->vm->arch.irqchip)) {
+		r = kestrel_lapic_create(vcpu);
+		if (r) {
+			kestrel_backend->vcpu_free(vcpu);
+			goto err;
+		}
+	}
 	kestrel_x86_reset(vcpu);
 	return 0;
 err:
@@ -228,8 +238,15 @@ err:
 	return r;
 }
 
+/* A racing KESTREL_CREATE_IRQCHIP must not leave a vCPU without APIC. */
+bool kestrel_arch_vcpu_fits_vm(struct kestrel_vcpu *vcpu)
+{
+	return vcpu->vm->arch.irqchip == !!vcpu->arch.lapic;
+}
+
 void kestrel_arch_vcpu_destroy(struct kestrel_vcpu *vcpu)
 {
+	kestrel_lapic_free(vcpu);
 	kestrel_backend->vcpu_free(vcpu);
 	kestrel_npt_cache_free(&vcpu->arch.npt_cache);
 	kfree(vcpu->arch.fxsave);
@@ -1029,8 +1046,15 @@ static int kestrel_handle_exit(struct kestrel_vcpu *vcpu,
 		r = kestrel_skip_insn(vcpu, e);
 		if (r)
 			return r;
+		/* With an in-kernel APIC, the wake-up comes from the kernel. */
+		if (vcpu->arch.lapic) {
+			vcpu->arch.halted = true;
+			return 0;
+		}
 		run->exit_reason = KESTREL_EXIT_HLT;
 		return 1;
+	case X86_EXIT_IRQ_WINDOW:
+		return 0;	/* kestrel_lapic_prepare_entry() injects */
 	case X86_EXIT_IO:
 		return kestrel_handle_io(vcpu, e);
 	case X86_EXIT_RDMSR:
@@ -1068,11 +1092,36 @@ static int kestrel_handle_exit(struct kestrel_vcpu *vcpu,
 	}
 }
 
+/* ---- interrupts and halt ------------------------------------------------------ */
+
+bool kestrel_arch_vcpu_runnable(struct kestrel_vcpu *vcpu)
+{
+	if (!vcpu->arch.halted)
+		return true;
+	if (!kestrel_lapic_can_wake(vcpu))
+		return false;
+	vcpu->arch.halted = false;
+	return true;
+}
+
+bool kestrel_arch_vcpu_wakeup_pending(struct kestrel_vcpu *vcpu)
+{
+	return kestrel_lapic_has_new_irq(vcpu);
+}
+
+/* Interrupts off, vcpu->mode is IN_GUEST: did one arrive since? */
+bool kestrel_x86_cancel_entry(struct kestrel_vcpu *vcpu)
+{
+	return kestrel_lapic_has_new_irq(vcpu);
+}
+
 int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu)
 {
 	struct kestrel_x86_exit exit;
 	struct fxregs_state *fx = vcpu->arch.fxsave;
 	u64 t0;
+
+	kestrel_lapic_prepare_entry(vcpu);
 
 	/*
 	 * The guest's x87/SSE state lives in the registers only while it

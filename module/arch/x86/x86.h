@@ -16,6 +16,12 @@
 
 #include "kestrel.h"
 
+/*
+ * The local APIC timer's input clock, as the guest sees it (CPUID
+ * 0x40000010 EBX): 1 GHz, so a count is a nanosecond times the divider.
+ */
+#define KESTREL_APIC_BUS_KHZ	1000000
+
 struct kestrel_x86_exit {
 	enum kestrel_x86_exit_reason reason;
 	/* Raw hardware words, for internal-error reports. */
