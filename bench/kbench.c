@@ -260,14 +260,10 @@ static int kestrel_set_mem(struct bvm *vm, uint32_t slot, uint64_t gpa,
 	return ioctl(vm->fd, KESTREL_SET_MEMORY_REGION, &r);
 }
 
-/*
- * The in-kernel local APIC the timer guest needs.  When Kestrel has one,
- * this is where it gets switched on (before vCPUs are created).
- */
+/* The in-kernel local APIC the timer guest needs, before any vCPU. */
 static int kestrel_irqchip(struct bvm *vm)
 {
-	(void)vm;
-	return not_applicable("no in-kernel APIC yet");
+	return ioctl(vm->fd, KESTREL_CREATE_IRQCHIP, 0UL);
 }
 
 static int kestrel_vcpu_create(struct bvm *vm, int id)

@@ -697,6 +697,7 @@ void kestrel_lapic_prepare_entry(struct kestrel_vcpu *vcpu)
 		ops->set_irq_window(vcpu, vec >> 4);
 		return;
 	}
+	kestrel_x86_before_inject(vcpu);
 	*lapic_vec_word(l, APIC_IRR, vec) &= ~BIT(vec % 32);
 	*lapic_vec_word(l, APIC_ISR, vec) |= BIT(vec % 32);
 	ops->set_irq_window(vcpu, -1);

@@ -1028,6 +1028,41 @@ static int kestrel_handle_npf(struct kestrel_vcpu *vcpu,
 				      data);
 }
 
+/*
+ * STI's shadow covers the HLT of the idle idiom "STI; HLT", so on hardware
+ * an interrupt that became deliverable at the STI wakes the HLT and returns
+ * past it.  Some emulated CPUs (QEMU's TCG) neither report that shadow on
+ * an asynchronous exit nor honour it for virtual interrupts, so an exit
+ * lands between the two with no shadow in sight; injecting there would run
+ * the handler first and then halt with nothing left to wake the guest.  So
+ * an interrupt injected after an asynchronous exit at a HLT right after an
+ * STI completes the HLT first, which is what hardware does.  (Synchronous
+ * exits leave RIP where Kestrel put it, never between the two.)
+ */
+void kestrel_x86_before_inject(struct kestrel_vcpu *vcpu)
+{
+	int mode;
+	struct kestrel_segment cs;
+	u64 la, gpa;
+	u8 b[2];
+
+	if (!vcpu->arch.async_exit)
+		return;
+	vcpu->arch.async_exit = false;
+	mode = kestrel_x86_guest_mode_bits(vcpu);
+
+	kestrel_backend->get_seg(vcpu, KSEG_CS, &cs);
+	la = vcpu->arch.rip - 1 + (mode == 64 ? 0 : cs.base);
+	if (mode != 64)
+		la &= 0xffffffffULL;
+	if ((la & ~PAGE_MASK) == PAGE_SIZE - 1 ||
+	    kestrel_gva_to_gpa(vcpu, la, &gpa) ||
+	    kestrel_read_guest(vcpu->vm, gpa, b, 2))
+		return;
+	if (b[0] == 0xfb && b[1] == 0xf4)
+		kestrel_skip(vcpu, 1, mode);
+}
+
 static int kestrel_handle_exit(struct kestrel_vcpu *vcpu,
 			       const struct kestrel_x86_exit *e)
 {
@@ -1139,5 +1174,7 @@ int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu)
 	kernel_fpu_end();
 
 	kestrel_stat_inc(vcpu, exits[exit.reason]);
+	vcpu->arch.async_exit = exit.reason == X86_EXIT_NONE ||
+				exit.reason == X86_EXIT_IRQ_WINDOW;
 	return kestrel_handle_exit(vcpu, &exit);
 }

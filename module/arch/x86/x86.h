@@ -126,8 +126,8 @@ extern const struct kestrel_backend_ops kestrel_svm_ops;
 void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
 				 bool has_error, u32 error);
 int kestrel_x86_guest_mode_bits(struct kestrel_vcpu *vcpu);
-u64 kestrel_x86_guest_tsc(struct kestrel_vcpu *vcpu);
 bool kestrel_x86_cancel_entry(struct kestrel_vcpu *vcpu);
+void kestrel_x86_before_inject(struct kestrel_vcpu *vcpu);
 
 /* cpuid.c */
 int kestrel_cpuid_init(void);
@@ -142,6 +142,39 @@ void kestrel_cpuid_emulate(struct kestrel_vcpu *vcpu);
 extern bool kestrel_host_has_nx, kestrel_host_has_fsgsbase,
 	    kestrel_host_has_smep, kestrel_host_has_smap;
 extern unsigned int kestrel_host_phys_bits;
+unsigned int kestrel_cpuid_guest_phys_bits(struct kestrel_vcpu *vcpu);
+
+/*
+ * msr.c: emulated MSRs.  get/set return 0 (done), -1 (#GP) or -ENOENT
+ * (not emulated: the VM's MSR policy decides).
+ */
+int kestrel_msr_get(struct kestrel_vcpu *vcpu, u32 msr, u64 *val);
+int kestrel_msr_set(struct kestrel_vcpu *vcpu, u32 msr, u64 val);
+void kestrel_msr_reset(struct kestrel_vcpu *vcpu);
+/* Host TSC + the vCPU's offset; any context. */
+u64 kestrel_x86_guest_tsc(struct kestrel_vcpu *vcpu);
+
+/* pvclock.c: kvmclock (KVM's paravirtual clock ABI). */
+#define KESTREL_MSR_KVM_WALL_CLOCK	0x4b564d00
+#define KESTREL_MSR_KVM_SYSTEM_TIME	0x4b564d01
+#define KESTREL_KVM_FEATURE_CLOCKSOURCE2	BIT(3)
+#define KESTREL_KVM_FEATURE_STABLE_BIT	BIT(24)
+void kestrel_pvclock_reset(struct kestrel_vcpu *vcpu);
+void kestrel_pvclock_update(struct kestrel_vcpu *vcpu);
+int kestrel_pvclock_set_system_time(struct kestrel_vcpu *vcpu, u64 val);
+int kestrel_pvclock_set_wall_clock(struct kestrel_vcpu *vcpu, u64 val);
+
+/* fpu.c: the guest's x87/SSE/AVX state and XCR0. */
+void kestrel_fpu_setup(void);
+u64 kestrel_fpu_supported_xcr0(void);
+unsigned int kestrel_fpu_xstate_size(u64 xcr0);
+int kestrel_fpu_vcpu_init(struct kestrel_vcpu *vcpu);
+void kestrel_fpu_vcpu_free(struct kestrel_vcpu *vcpu);
+void kestrel_fpu_reset(struct kestrel_vcpu *vcpu);
+void kestrel_fpu_load(struct kestrel_vcpu *vcpu);
+void kestrel_fpu_put(struct kestrel_vcpu *vcpu);
+/* -1: done; else the exception vector to raise. */
+int kestrel_fpu_xsetbv(struct kestrel_vcpu *vcpu, u32 index, u64 val);
 
 /* npt.c */
 int kestrel_npt_init(struct kestrel_vm *vm);

@@ -95,6 +95,7 @@ struct kestrel_arch_vcpu {
 	u64		apic_base;	/* MSR value */
 	struct kestrel_lapic *lapic;	/* NULL: the VM has no irqchip */
 	bool		halted;		/* HLT with an in-kernel APIC */
+	bool		async_exit;	/* last exit: interrupt or window */
 
 	/* The guest's own TLB must go (emulated CR4 write): new tag. */
 	bool		tlb_flush_pending;
