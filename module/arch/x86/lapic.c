@@ -53,6 +53,7 @@ struct kestrel_lapic {
 	/* The xAPIC register page (vcpu->mutex). */
 	u8			*regs;
 	u64			tsc_deadline;	/* MSR value (vcpu->mutex) */
+	u32			esr_pending;	/* errors since ESR's last write */
 
 	/* Raised from any context; folded into IRR by the vCPU thread. */
 	unsigned long		pending[256 / BITS_PER_LONG];
@@ -157,7 +158,7 @@ static void lapic_raise(struct kestrel_lapic *l, u8 vec)
 static void lapic_set_irr(struct kestrel_lapic *l, u8 vec)
 {
 	if (vec < 16) {
-		lapic_set(l, APIC_ESR, lapic_get(l, APIC_ESR) | ESR_RECV_ILLEGAL);
+		l->esr_pending |= ESR_RECV_ILLEGAL;
 		return;
 	}
 	*lapic_vec_word(l, APIC_IRR, vec) |= BIT(vec % 32);
@@ -265,7 +266,7 @@ static void lapic_send_ipi(struct kestrel_lapic *l, u32 lo, u32 dest)
 	if (dm != ICR_DM_FIXED && dm != ICR_DM_LOWEST)
 		return;
 	if (vec < 16) {
-		lapic_set(l, APIC_ESR, lapic_get(l, APIC_ESR) | ESR_SEND_ILLEGAL);
+		l->esr_pending |= ESR_SEND_ILLEGAL;
 		return;
 	}
 	lapic_deliver(l->vcpu->vm, l, ICR_SHORTHAND(lo), dest,
@@ -490,9 +491,11 @@ static int lapic_write(struct kestrel_lapic *l, u32 off, u32 val, u32 dest)
 					  lapic_get(l, lapic_lvts[i]) | LVT_MASKED);
 		return 0;
 	case APIC_ESR:
+		/* A write latches the errors seen since the last one. */
 		if (x2 && val)
 			return -1;
-		lapic_set(l, off, 0);
+		lapic_set(l, off, l->esr_pending);
+		l->esr_pending = 0;
 		return 0;
 	case APIC_ICR:
 		lapic_set(l, off, val & ~APIC_ICR_BUSY);
@@ -585,8 +588,12 @@ static int lapic_set_base(struct kestrel_lapic *l, u64 val)
 
 	if (val & ~allowed)
 		return -1;
-	/* x2APIC needs EN; leaving x2APIC goes through disabled first. */
+	/*
+	 * x2APIC needs EN, and is entered from xAPIC mode only; leaving it
+	 * goes through disabled first.
+	 */
 	if ((x2 && !en) ||
+	    (x2 && !(old & MSR_IA32_APICBASE_ENABLE)) ||
 	    ((old & X2APIC_ENABLE) && (old & MSR_IA32_APICBASE_ENABLE) &&
 	     en && !x2))
 		return -1;
@@ -749,6 +756,7 @@ void kestrel_lapic_reset(struct kestrel_vcpu *vcpu)
 	memset(l->pending, 0, sizeof(l->pending));
 	atomic_set(&l->timer_fired, 0);
 	l->tsc_deadline = 0;
+	l->esr_pending = 0;
 	lapic_set(l, APIC_ID, vcpu->id << 24);
 	lapic_set(l, APIC_LVR, LAPIC_VERSION | LAPIC_MAX_LVT << 16);
 	lapic_set(l, APIC_DFR, 0xffffffff);

@@ -202,7 +202,7 @@ static void svm_init_controls(struct kestrel_vcpu *vcpu)
 	struct vmcb_control_k *c = &to_svm(vcpu)->vmcb->control;
 
 	memset(c, 0, sizeof(*c));
-	c->intercept_cr = BIT(16 + 4);			/* CR4 writes */
+	c->intercept_cr = SVM_INTERCEPT_CR4_WRITE;
 	c->intercept_dr = 0x00ff00ff;			/* DR0-7, both ways */
 	c->intercept_exceptions = BIT(X86_TRAP_MC);
 	c->intercept_misc1 = SVM_INTERCEPT_INTR | SVM_INTERCEPT_NMI |
@@ -506,11 +506,19 @@ static void svm_set_irq_window(struct kestrel_vcpu *vcpu, int prio)
 			SVM_INT_CTL_V_IGN_TPR);
 	if (prio < 0) {
 		c->intercept_misc1 &= ~SVM_INTERCEPT_VINTR;
+		c->intercept_cr &= ~SVM_INTERCEPT_CR8_WRITE;
 		return;
 	}
 	c->int_ctl |= SVM_INT_CTL_V_IRQ |
 		      (prio & 0xf) << SVM_INT_CTL_V_INTR_PRIO_SHIFT;
 	c->intercept_misc1 |= SVM_INTERCEPT_VINTR;
+	/*
+	 * CR8 writes exit while the window is open: the APIC's TPR then
+	 * changes with the exit, and QEMU's emulated SVM, which asserts when
+	 * a guest's CR8 write meets a pending virtual interrupt, never sees
+	 * one.
+	 */
+	c->intercept_cr |= SVM_INTERCEPT_CR8_WRITE;
 }
 
 /* ---- the world switch ------------------------------------------------------- */
@@ -617,8 +625,9 @@ static void svm_describe_exit(struct kestrel_vcpu *vcpu, struct vmcb_k *vmcb,
 		e->reason = e->info1 ? X86_EXIT_WRMSR : X86_EXIT_RDMSR;
 		break;
 	case SVM_EXIT_WRITE_CR0 + 4:
+	case SVM_EXIT_WRITE_CR0 + 8:
 		e->reason = X86_EXIT_CR_WRITE;
-		e->cr.cr = 4;
+		e->cr.cr = code - SVM_EXIT_WRITE_CR0;
 		break;
 	case SVM_EXIT_READ_DR0 ... SVM_EXIT_WRITE_DR7:
 		e->reason = X86_EXIT_DR_ACCESS;

@@ -148,6 +148,9 @@ static_assert(sizeof(struct vmcb_k) == 4096);
 #define SVM_INTERCEPT_MCOMMIT		BIT(3)
 #define SVM_INTERCEPT_TLBSYNC		BIT(4)
 
+#define SVM_INTERCEPT_CR4_WRITE		BIT(16 + 4)
+#define SVM_INTERCEPT_CR8_WRITE		BIT(16 + 8)
+
 #define SVM_NESTED_CTL_NP_ENABLE	BIT(0)
 #define SVM_INT_CTL_V_TPR_MASK		0xfU
 #define SVM_INT_CTL_V_IRQ		BIT(8)

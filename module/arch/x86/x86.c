@@ -858,7 +858,10 @@ static unsigned long *kestrel_modrm_gpr(struct kestrel_vcpu *vcpu,
 	return &vcpu->arch.regs[(insn->modrm & 7) | ((insn->rex & 1) << 3)];
 }
 
-/* MOV to CR4: the only CR write Kestrel intercepts, to filter its bits. */
+/*
+ * MOV to CR4, always intercepted to filter its bits, and MOV to CR8, which
+ * the backend intercepts only while it waits for the TPR to drop.
+ */
 static int kestrel_handle_cr_write(struct kestrel_vcpu *vcpu,
 				   const struct kestrel_x86_exit *e)
 {
@@ -867,7 +870,7 @@ static int kestrel_handle_cr_write(struct kestrel_vcpu *vcpu,
 	int exit, mode = kestrel_x86_guest_mode_bits(vcpu);
 	u64 val;
 
-	if (e->cr.cr != 4)
+	if (e->cr.cr != 4 && e->cr.cr != 8)
 		return kestrel_unhandled(vcpu, e, KESTREL_INTERNAL_UNHANDLED_EXIT);
 	if (kestrel_decode_current(vcpu, &insn, &exit))
 		return exit;
@@ -877,6 +880,15 @@ static int kestrel_handle_cr_write(struct kestrel_vcpu *vcpu,
 	val = *kestrel_modrm_gpr(vcpu, &insn);
 	if (mode != 64)
 		val = (u32)val;
+	if (e->cr.cr == 8) {
+		if (val >> 4) {
+			kestrel_x86_queue_exception(vcpu, X86_TRAP_GP, true, 0);
+			return 0;
+		}
+		ops->set_cr8(vcpu, val);
+		kestrel_skip(vcpu, insn.len, mode);
+		return 0;
+	}
 	if ((val & ~kestrel_cr4_allowed()) ||
 	    ((ops->get_efer(vcpu) & EFER_LMA) && !(val & X86_CR4_PAE))) {
 		kestrel_x86_queue_exception(vcpu, X86_TRAP_GP, true, 0);
@@ -954,7 +966,6 @@ static int kestrel_handle_mmio(struct kestrel_vcpu *vcpu, u64 gpa)
 
 	if (kestrel_decode_at_rip(vcpu, &insn, true, &exit))
 		return exit;
-
 	/* moffs forms have no ModRM: their register is always AL/eAX. */
 	reg = insn.has_modrm ? ((insn.modrm >> 3) & 7) | ((insn.rex & 4) << 1) : 0;
 	/* Byte registers 4-7 without REX are AH, CH, DH, BH. */
