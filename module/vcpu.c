@@ -15,6 +15,8 @@
 #include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/wait.h>
+/* smp_send_reschedule() traces the IPI on newer kernels. */
+#include <trace/events/ipi.h>
 #include <linux/uaccess.h>
 
 #include "kestrel.h"
