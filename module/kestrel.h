@@ -177,6 +177,8 @@ void kestrel_get_vm_stats(struct kestrel_vm *vm, struct kestrel_vm_stats *st);
 u64 kestrel_vm_memory_size(struct kestrel_vm *vm);
 struct kestrel_memslot *kestrel_gpa_to_slot(struct kestrel_vm *vm, u64 gpa);
 int kestrel_read_guest(struct kestrel_vm *vm, u64 gpa, void *buf, size_t len);
+int kestrel_write_guest(struct kestrel_vm *vm, u64 gpa, const void *buf,
+			size_t len);
 void kestrel_vm_flush_tlbs(struct kestrel_vm *vm);
 
 /* netlink.c: the control plane; events are sent from process context. */

@@ -314,6 +314,47 @@ int kestrel_read_guest(struct kestrel_vm *vm, u64 gpa, void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Write guest-physical memory on the guest's behalf (paravirtual clock
+ * pages): the same path as kestrel_read_guest(), refusing read-only slots
+ * like a guest store would, and logging the pages afterwards so that a
+ * racing KESTREL_GET_DIRTY_LOG reports them in this round or the next.
+ */
+int kestrel_write_guest(struct kestrel_vm *vm, u64 gpa, const void *buf,
+			size_t len)
+{
+	while (len) {
+		struct kestrel_memslot *s;
+		unsigned long hva;
+		size_t chunk;
+		u64 p;
+
+		spin_lock(&vm->mmu_lock);
+		s = kestrel_gpa_to_slot(vm, gpa);
+		if (!s || (s->flags & KESTREL_MEM_READONLY)) {
+			spin_unlock(&vm->mmu_lock);
+			return -EFAULT;
+		}
+		hva = s->hva + (gpa - s->gpa);
+		chunk = min_t(u64, len, s->gpa + s->size - gpa);
+		spin_unlock(&vm->mmu_lock);
+
+		if (copy_to_user((void __user *)hva, buf, chunk))
+			return -EFAULT;
+
+		spin_lock(&vm->mmu_lock);
+		s = kestrel_gpa_to_slot(vm, gpa);
+		if (s && s->dirty && s->gpa + s->size >= gpa + chunk)
+			for (p = gpa & PAGE_MASK; p < gpa + chunk; p += PAGE_SIZE)
+				__set_bit((p - s->gpa) >> PAGE_SHIFT, s->dirty);
+		spin_unlock(&vm->mmu_lock);
+		buf += chunk;
+		gpa += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
 /* ---- the MMU notifier ---------------------------------------------------------- */
 
 static inline struct kestrel_vm *mn_to_vm(struct mmu_notifier *mn)

@@ -70,8 +70,10 @@ static bool answer_matches(struct kestrel_cpuid *table, const struct query *q,
 }
 
 static const struct query default_queries[] = {
-	{ 0, 0 }, { 1, 0 }, { 7, 0 }, { 0x80000000, 0 }, { 0x80000001, 0 },
-	{ 0x40000000, 0 }, { ABSENT_LEAF, 0 },
+	{ 0, 0 }, { 1, 0 }, { 6, 0 }, { 7, 0 }, { 0xd, 0 }, { 0xd, 1 },
+	{ 0xd, 2 }, { 0x80000000, 0 }, { 0x80000001, 0 },
+	{ 0x40000000, 0 }, { 0x40000010, 0 }, { 0x40000100, 0 },
+	{ 0x40000101, 0 }, { ABSENT_LEAF, 0 },
 };
 
 static enum test_result test_guest_matches_table(const void *arg)
@@ -99,7 +101,9 @@ static enum test_result test_guest_matches_table(const void *arg)
 static enum test_result test_guest_kestrel_bits(const void *arg)
 {
 	static const struct query q[] = {
-		{ 1, 0 }, { 0x80000001, 0 }, { 0x40000000, 0 },
+		{ 1, 0 }, { 0x80000001, 0 }, { 0x40000000, 0 }, { 6, 0 },
+		{ 0x40000010, 0 }, { 0x40000100, 0 }, { 0x40000101, 0 },
+		{ 0xd, 0 },
 	};
 	struct answer a[ARRAY_SIZE(q)];
 	struct vm vm;
@@ -113,10 +117,36 @@ static enum test_result test_guest_kestrel_bits(const void *arg)
 	CHECK(!(a[0].ecx & (1U << 5)));		/* VMX */
 	CHECK_EQ(a[0].ebx >> 24, VCPU_ID);	/* initial APIC id */
 	CHECK(!(a[1].ecx & (1U << 2)));		/* SVM */
-	CHECK(a[2].eax >= 0x40000000);
+	CHECK_EQ(a[2].eax, 0x40000010);
 	CHECK_EQ(a[2].ebx, 0x7473654b);		/* "Kest" */
 	CHECK_EQ(a[2].ecx, 0x566c6572);		/* "relV" */
 	CHECK_EQ(a[2].edx, 0x00004d4d);		/* "MM\0\0" */
+	/* What the local APIC and timers make true */
+	CHECK(a[0].edx & (1U << 9));		/* APIC */
+	CHECK(a[0].edx & (1U << 12));		/* MTRR */
+	CHECK(a[0].ecx & (1U << 21));		/* x2APIC */
+	CHECK(a[0].ecx & (1U << 24));		/* TSC-deadline */
+	CHECK(!(a[0].ecx & (1U << 27)));	/* OSXSAVE: CR4 is clear */
+	CHECK(!(a[0].edx & (1U << 14)));	/* MCA */
+	CHECK(!(a[0].ecx & (1U << 3)));		/* MONITOR */
+	CHECK_EQ(a[3].eax, 1U << 2);		/* ARAT only */
+	/* Timing leaf: TSC kHz, APIC timer at 1 GHz */
+	CHECK_EQ(a[4].eax, check_cap(KESTREL_CAP_TSC_KHZ));
+	CHECK_EQ(a[4].ebx, 1000000);
+	/* KVM's paravirtual block: clocksource2 and the stable bit only */
+	CHECK_EQ(a[5].eax, 0x40000101);
+	CHECK_EQ(a[5].ebx, 0x4b4d564b);		/* "KVMK" */
+	CHECK_EQ(a[5].ecx, 0x564b4d56);		/* "VMKV" */
+	CHECK_EQ(a[5].edx, 0x0000004d);		/* "M\0\0\0" */
+	CHECK_EQ(a[6].eax, (1U << 3) | (1U << 24));
+	CHECK_EQ(a[6].edx, 0);
+	/* XSAVE: x87|SSE|AVX at most; EBX is the size for XCR0 = x87 */
+	if (a[0].ecx & (1U << 26)) {
+		CHECK(!(a[7].eax & ~7U));
+		CHECK_EQ(a[7].edx, 0);
+		CHECK_EQ(a[7].ebx, 576);
+		CHECK_EQ(a[7].ecx, a[7].eax & 4 ? 832 : 576);
+	}
 	return TEST_PASS;
 }
 
@@ -132,7 +162,7 @@ static struct kestrel_cpuid *custom_table(struct kestrel_cpuid *cur)
 
 	for (i = 0; i < cur->nent; i++) {
 		e = &cur->entries[i];
-		if (e->function > 0x40000000 && e->function <= 0x400000ff)
+		if (e->function > 0x40000000 && e->function <= 0x400001ff)
 			continue;
 		c->entries[n] = *e;
 		if (e->function == 0x40000000)

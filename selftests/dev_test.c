@@ -45,10 +45,18 @@ static enum test_result test_caps(const void *arg)
 	long imm = check_cap(KESTREL_CAP_IMMEDIATE_EXIT);
 	long ncpuid = check_cap(KESTREL_CAP_MAX_CPUID);
 	long asids = check_cap(KESTREL_CAP_NR_ASIDS);
+	long irqchip = check_cap(KESTREL_CAP_IRQCHIP);
+	long msr_policy = check_cap(KESTREL_CAP_MSR_POLICY);
+	long tsc_khz = check_cap(KESTREL_CAP_TSC_KHZ);
 
 	(void)arg;
-	diag("MAX_VCPUS %ld NR_MEMSLOTS %ld BACKEND %ld IMMEDIATE_EXIT %ld MAX_CPUID %ld NR_ASIDS %ld",
-	     vcpus, slots, backend, imm, ncpuid, asids);
+	diag("MAX_VCPUS %ld NR_MEMSLOTS %ld BACKEND %ld IMMEDIATE_EXIT %ld MAX_CPUID %ld NR_ASIDS %ld IRQCHIP %ld MSR_POLICY %ld TSC_KHZ %ld",
+	     vcpus, slots, backend, imm, ncpuid, asids, irqchip, msr_policy,
+	     tsc_khz);
+	CHECK_EQ(irqchip, 1);
+	CHECK_EQ(msr_policy, 1);
+	/* Some hundred MHz to some GHz: a rate, not a flag. */
+	CHECK(tsc_khz >= 100000 && tsc_khz <= 10000000);
 	CHECK(vcpus >= 1 && vcpus <= 4096);
 	CHECK(slots >= 1 && slots <= 4096);
 	CHECK(backend == KESTREL_BACKEND_SVM || backend == KESTREL_BACKEND_VMX);
@@ -62,7 +70,7 @@ static enum test_result test_caps(const void *arg)
 static enum test_result test_unknown_caps(const void *arg)
 {
 	static const unsigned long caps[] = {
-		0, KESTREL_CAP_NR_ASIDS + 1, 0x100, 0x7fffffff, 0xffffffffUL,
+		0, KESTREL_CAP_TSC_KHZ + 1, 0x100, 0x7fffffff, 0xffffffffUL,
 		1UL << 32 | KESTREL_CAP_MAX_VCPUS, ~0UL,
 	};
 	size_t i;
@@ -125,12 +133,11 @@ static enum test_result test_supported_cpuid(const void *arg)
 	CHECK(!(e->ecx & (1U << 5)));		/* VMX */
 	CHECK(!(e->ecx & (1U << 3)));		/* MONITOR */
 	CHECK(!(e->ecx & (1U << 17)));		/* PCID */
-	CHECK(!(e->ecx & (1U << 21)));		/* x2APIC */
-	CHECK(!(e->ecx & (1U << 24)));		/* TSC-deadline */
-	CHECK(!(e->ecx & (1U << 26)));		/* XSAVE */
-	CHECK(!(e->ecx & (1U << 27)));		/* OSXSAVE */
-	CHECK(!(e->ecx & (1U << 28)));		/* AVX */
-	CHECK(!(e->edx & (1U << 9)));		/* APIC */
+	/* Emulated by Kestrel: always offered (cpuid_test has XSAVE/AVX). */
+	CHECK(e->ecx & (1U << 21));		/* x2APIC */
+	CHECK(e->ecx & (1U << 24));		/* TSC-deadline */
+	CHECK(e->edx & (1U << 9));		/* APIC */
+	CHECK(!(e->ecx & (1U << 27)));		/* OSXSAVE: follows CR4 */
 
 	e = cpuid_find(c, 0x80000001, 0);
 	if (e) {
@@ -265,7 +272,7 @@ static const struct test_case cases[] = {
 	{ "CHECK_CAP values are sane", test_caps, NULL },
 	{ "CHECK_CAP of unknown capabilities is 0", test_unknown_caps, NULL },
 	{ "GET_VCPU_MMAP_SIZE is the page size", test_mmap_size, NULL },
-	{ "supported CPUID hides SVM/VMX/XSAVE/APIC, has Kestrel leaves",
+	{ "supported CPUID hides SVM/VMX, offers the APIC, has Kestrel leaves",
 	  test_supported_cpuid, NULL },
 	{ "supported CPUID vendor is the host's", test_supported_vendor, NULL },
 	{ "a new vCPU is in the x86 power-on state", test_vcpu_reset_state, NULL },

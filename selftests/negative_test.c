@@ -499,7 +499,7 @@ static const struct sregs_case sregs_cases[] = {
 	  EINVAL },
 	{ "SET_SREGS: CR4.VMXE", REAL, F(cr4), OR, 1ULL << 13, EINVAL },
 	{ "SET_SREGS: CR4.SMXE", REAL, F(cr4), OR, 1ULL << 14, EINVAL },
-	{ "SET_SREGS: CR4.OSXSAVE", REAL, F(cr4), OR, 1ULL << 18, EINVAL },
+	{ "SET_SREGS: CR4.CET", REAL, F(cr4), OR, 1ULL << 23, EINVAL },
 	{ "SET_SREGS: CR4.PCIDE", LONG, F(cr4), OR, 1ULL << 17, EINVAL },
 	{ "SET_SREGS: CR4.LA57", REAL, F(cr4), OR, 1ULL << 12, EINVAL },
 	{ "SET_SREGS: CR4.PKE", LONG, F(cr4), OR, 1ULL << 22, EINVAL },

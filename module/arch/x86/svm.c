@@ -465,6 +465,12 @@ static void svm_set_cr8(struct kestrel_vcpu *vcpu, u64 val)
 	c->int_ctl = (c->int_ctl & ~SVM_INT_CTL_V_TPR_MASK) | (val & 0xf);
 }
 
+/* Guest TSC = host TSC + offset: RDTSC runs unintercepted with it. */
+static void svm_set_tsc_offset(struct kestrel_vcpu *vcpu, u64 offset)
+{
+	to_svm(vcpu)->vmcb->control.tsc_offset = offset;
+}
+
 /* ---- interrupts -------------------------------------------------------------- */
 
 /*
@@ -641,12 +647,16 @@ static void svm_describe_exit(struct kestrel_vcpu *vcpu, struct vmcb_k *vmcb,
 	case SVM_EXIT_SHUTDOWN:
 		e->reason = X86_EXIT_SHUTDOWN;
 		break;
+	case SVM_EXIT_XSETBV:
+		e->reason = X86_EXIT_XSETBV;	/* guest XCR0: fpu.c */
+		break;
 	case SVM_EXIT_RSM:
 	case SVM_EXIT_INVLPGA:
 	case SVM_EXIT_VMRUN ... SVM_EXIT_RDTSCP:
-	case SVM_EXIT_MONITOR ... SVM_EXIT_RDPRU:
+	case SVM_EXIT_MONITOR ... SVM_EXIT_MWAIT_COND:
+	case SVM_EXIT_RDPRU:
 	case SVM_EXIT_INVLPGB ... SVM_EXIT_TLBSYNC:
-		/* Nested SVM, MONITOR/MWAIT, XSAVE, RDTSCP...: not offered. */
+		/* Nested SVM, MONITOR/MWAIT, RDTSCP...: not offered. */
 		e->reason = X86_EXIT_UD;
 		break;
 	case SVM_EXIT_RDPMC:
@@ -747,6 +757,7 @@ const struct kestrel_backend_ops kestrel_svm_ops = {
 	.get_seg		= svm_get_seg,
 	.set_cr2		= svm_set_cr2,
 	.set_cr8		= svm_set_cr8,
+	.set_tsc_offset		= svm_set_tsc_offset,
 	.interrupt_allowed	= svm_interrupt_allowed,
 	.inject_irq		= svm_inject_irq,
 	.set_irq_window		= svm_set_irq_window,

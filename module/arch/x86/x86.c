@@ -14,6 +14,7 @@
 
 #include "x86.h"
 #include "lapic.h"
+#include "emulate.h"
 
 const struct kestrel_backend_ops *kestrel_backend;
 
@@ -179,7 +180,6 @@ long kestrel_arch_vm_ioctl(struct kestrel_vm *vm, unsigned int ioctl,
 static void kestrel_x86_reset(struct kestrel_vcpu *vcpu)
 {
 	struct kestrel_arch_vcpu *a = &vcpu->arch;
-	struct fxregs_state *fx = a->fxsave;
 
 	memset(a->regs, 0, sizeof(a->regs));
 	/* EDX at RESET: family/model/stepping, as CPUID leaf 1 EAX. */
@@ -191,17 +191,16 @@ static void kestrel_x86_reset(struct kestrel_vcpu *vcpu)
 	a->dr7 = 0x400;
 	a->exception.pending = false;
 	a->pio_in_size = 0;
-	a->mmio_in.len = 0;
+	kestrel_emulate_cancel(vcpu);
 	a->apic_base = 0xfee00000 | MSR_IA32_APICBASE_ENABLE |
 		       (vcpu->id == 0 ? MSR_IA32_APICBASE_BSP : 0);
 
-	memset(fx, 0, sizeof(*fx));
-	fx->cwd = 0x37f;
-	fx->mxcsr = 0x1f80;
+	kestrel_fpu_reset(vcpu);
 
 	a->halted = false;
 
 	kestrel_backend->vcpu_reset(vcpu);
+	kestrel_msr_reset(vcpu);
 	kestrel_lapic_reset(vcpu);
 }
 
@@ -212,9 +211,7 @@ int kestrel_arch_vcpu_init(struct kestrel_vcpu *vcpu)
 
 	a->cpuid = kcalloc(KESTREL_MAX_CPUID, sizeof(*a->cpuid),
 			   GFP_KERNEL_ACCOUNT);
-	/* FXSAVE needs 16-byte alignment: kmalloc of 512 gives that. */
-	a->fxsave = kzalloc(sizeof(struct fxregs_state), GFP_KERNEL_ACCOUNT);
-	if (!a->cpuid || !a->fxsave) {
+	if (!a->cpuid || kestrel_fpu_vcpu_init(vcpu)) {
 		r = -ENOMEM;
 		goto err;
 	}
@@ -233,7 +230,7 @@ int kestrel_arch_vcpu_init(struct kestrel_vcpu *vcpu)
 	kestrel_x86_reset(vcpu);
 	return 0;
 err:
-	kfree(a->fxsave);
+	kestrel_fpu_vcpu_free(vcpu);
 	kfree(a->cpuid);
 	return r;
 }
@@ -249,7 +246,7 @@ void kestrel_arch_vcpu_destroy(struct kestrel_vcpu *vcpu)
 	kestrel_lapic_free(vcpu);
 	kestrel_backend->vcpu_free(vcpu);
 	kestrel_npt_cache_free(&vcpu->arch.npt_cache);
-	kfree(vcpu->arch.fxsave);
+	kestrel_fpu_vcpu_free(vcpu);
 	kfree(vcpu->arch.cpuid);
 }
 
@@ -265,12 +262,6 @@ void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
 	e->has_error = has_error &&
 		       (kestrel_backend->get_cr(vcpu, 0) & X86_CR0_PE);
 	e->error = error;
-}
-
-/* The TSC as the guest reads it. */
-u64 kestrel_x86_guest_tsc(struct kestrel_vcpu *vcpu)
-{
-	return rdtsc();		/* no TSC offset yet */
 }
 
 /* 16, 32 or 64: the default operand/address size of the guest code. */
@@ -327,7 +318,8 @@ static int kestrel_set_regs(struct kestrel_vcpu *vcpu,
 	vcpu->arch.rflags = r->rflags | X86_EFLAGS_FIXED;
 	/* New state from userspace: any completion half-done is void. */
 	vcpu->arch.pio_in_size = 0;
-	vcpu->arch.mmio_in.len = 0;
+	kestrel_emulate_cancel(vcpu);
+	vcpu->arch.msr_exit.pending = false;
 	return 0;
 }
 
@@ -344,6 +336,9 @@ static u64 kestrel_cr4_allowed(void)
 		ok |= X86_CR4_SMEP;
 	if (kestrel_host_has_smap)
 		ok |= X86_CR4_SMAP;
+	/* fpu.c switches XCR0 and the XSAVE state where the host has XSAVE. */
+	if (kestrel_fpu_supported_xcr0())
+		ok |= X86_CR4_OSXSAVE;
 	return ok;
 }
 
@@ -476,122 +471,18 @@ long kestrel_arch_vcpu_ioctl(struct kestrel_vcpu *vcpu, unsigned int ioctl,
 
 /* ---- guest memory and instructions ------------------------------------------ */
 
-#define PTE_P		BIT_ULL(0)
-#define PTE_PS		BIT_ULL(7)
-
-static int kestrel_read_pte(struct kestrel_vcpu *vcpu, u64 gpa, int size,
-			    u64 *pte)
-{
-	u32 v32;
-
-	*pte = 0;
-	if (size == 4) {
-		if (kestrel_read_guest(vcpu->vm, gpa, &v32, 4))
-			return -EFAULT;
-		*pte = v32;
-		return 0;
-	}
-	return kestrel_read_guest(vcpu->vm, gpa, pte, 8);
-}
-
 /*
- * Translate a guest-linear address as the guest's paging does.  Used only
- * to fetch an instruction the CPU has just executed, so permission bits do
- * not matter: a missing translation means the guest changed its tables
- * under us, and the caller reports that rather than guessing.
+ * The translation of @gva whatever the access rights: for reading code the
+ * CPU has just run.  On a permission fault the walk still found the page.
  */
 static int kestrel_gva_to_gpa(struct kestrel_vcpu *vcpu, u64 gva, u64 *gpa)
 {
-	const struct kestrel_backend_ops *ops = kestrel_backend;
-	u64 cr0 = ops->get_cr(vcpu, 0), cr4, table, pte, pmask;
-	int level, shift, size, bits;
+	u32 err;
+	int r = kestrel_gva_translate(vcpu, gva, 0, gpa, &err);
 
-	if (!(cr0 & X86_CR0_PG)) {
-		*gpa = gva & 0xffffffffULL;
+	if (r == -EFAULT && (err & (X86_PF_PROT | X86_PF_RSVD)) == X86_PF_PROT)
 		return 0;
-	}
-	cr4 = ops->get_cr(vcpu, 4);
-	table = ops->get_cr(vcpu, 3);
-	pmask = GENMASK_ULL(51, 12);
-
-	if (ops->get_efer(vcpu) & EFER_LMA) {
-		level = 4;
-		size = 8;
-		bits = 9;
-		table &= pmask;
-	} else if (cr4 & X86_CR4_PAE) {
-		/* PDPT: four 8-byte entries at CR3[31:5]. */
-		if (kestrel_read_pte(vcpu, (table & 0xffffffe0ULL) +
-				     ((gva >> 30) & 3) * 8, 8, &pte))
-			return -EFAULT;
-		if (!(pte & PTE_P))
-			return -EFAULT;
-		table = pte & pmask;
-		level = 2;
-		size = 8;
-		bits = 9;
-	} else {
-		level = 2;
-		size = 4;
-		bits = 10;
-		table &= 0xfffff000ULL;
-		pmask = 0xfffff000ULL;
-	}
-
-	for (; level >= 1; level--) {
-		shift = 12 + (level - 1) * bits;
-		if (kestrel_read_pte(vcpu, table +
-				     ((gva >> shift) & ((1 << bits) - 1)) * size,
-				     size, &pte))
-			return -EFAULT;
-		if (!(pte & PTE_P))
-			return -EFAULT;
-		if (level > 1 && (pte & PTE_PS)) {
-			u64 base;
-
-			if (size == 4) {
-				if (!(cr4 & X86_CR4_PSE))
-					goto table;
-				/* 4 MiB page; PSE-36 puts PA[39:32] in 20:13. */
-				base = (pte & 0xffc00000ULL) |
-				       ((pte & 0x1fe000ULL) << 19);
-			} else {
-				base = pte & pmask & ~((1ULL << shift) - 1);
-			}
-			*gpa = base | (gva & ((1ULL << shift) - 1));
-			return 0;
-		}
-table:
-		table = pte & pmask;
-	}
-	*gpa = table | (gva & 0xfff);
-	return 0;
-}
-
-/* Fetch up to 15 bytes at CS:RIP; returns the count, or -EFAULT. */
-static int kestrel_fetch_insn(struct kestrel_vcpu *vcpu, u8 *buf,
-			      int mode_bits, u64 *linear)
-{
-	struct kestrel_segment cs;
-	u64 la, gpa;
-	int got = 0;
-
-	kestrel_backend->get_seg(vcpu, KSEG_CS, &cs);
-	la = vcpu->arch.rip + (mode_bits == 64 ? 0 : cs.base);
-	if (mode_bits != 64)
-		la &= 0xffffffffULL;
-	*linear = la;
-
-	while (got < 15) {
-		int chunk = min_t(int, 15 - got, PAGE_SIZE - (la & ~PAGE_MASK));
-
-		if (kestrel_gva_to_gpa(vcpu, la, &gpa) ||
-		    kestrel_read_guest(vcpu->vm, gpa, buf + got, chunk))
-			break;
-		got += chunk;
-		la += chunk;
-	}
-	return got ? got : -EFAULT;
+	return r;
 }
 
 /* ---- exits ------------------------------------------------------------------ */
@@ -617,32 +508,6 @@ static int kestrel_unhandled(struct kestrel_vcpu *vcpu,
 		       e->int_info };
 
 	return kestrel_internal_error(vcpu, suberror, ARRAY_SIZE(data), data);
-}
-
-/*
- * Decode the instruction at RIP when the hardware did not give its length
- * (no NRIP-save) or its operands.  When it cannot be decoded, or is not one
- * the caller can handle (want_mem: a ModRM memory operand), the vCPU exits
- * to userspace with the bytes.
- */
-static int kestrel_decode_at_rip(struct kestrel_vcpu *vcpu,
-				 struct kestrel_insn *insn, bool want_mem,
-				 int *exit)
-{
-	u8 bytes[16] = { 0 };
-	u64 linear, data[4];
-	int mode = kestrel_x86_guest_mode_bits(vcpu);
-	int n = kestrel_fetch_insn(vcpu, bytes, mode, &linear);
-
-	if (n > 0 && kestrel_decode(bytes, n, mode, insn) == 0 &&
-	    (!want_mem || insn->mem))
-		return 0;
-
-	data[0] = vcpu->arch.rip;
-	data[1] = linear;
-	memcpy(&data[2], bytes, 16);
-	*exit = kestrel_internal_error(vcpu, KESTREL_INTERNAL_DECODE, 4, data);
-	return -1;
 }
 
 static int kestrel_decode_current(struct kestrel_vcpu *vcpu,
@@ -704,44 +569,17 @@ static int kestrel_handle_io(struct kestrel_vcpu *vcpu,
 	return 1;
 }
 
-/* Write the data of a completed MMIO load into its register. */
-static void kestrel_complete_mmio_in(struct kestrel_vcpu *vcpu)
-{
-	struct kestrel_arch_vcpu *a = &vcpu->arch;
-	unsigned long *reg = &a->regs[a->mmio_in.reg];
-	u64 v = 0;
-
-	memcpy(&v, vcpu->run->mmio.data, a->mmio_in.len);
-	if (a->mmio_in.sign)
-		v = a->mmio_in.len == 1 ? (u64)(s8)v : (u64)(s16)v;
-	switch (a->mmio_in.dst_bytes) {
-	case 1:
-		if (a->mmio_in.high_byte)
-			*reg = (*reg & ~0xff00UL) | (v & 0xff) << 8;
-		else
-			*reg = (*reg & ~0xffUL) | (v & 0xff);
-		break;
-	case 2:
-		*reg = (*reg & ~0xffffUL) | (v & 0xffff);
-		break;
-	case 4:
-		*reg = (u32)v;		/* 32-bit results zero-extend */
-		break;
-	default:
-		*reg = v;
-		break;
-	}
-	a->mmio_in.len = 0;
-}
-
 /* An IN or MMIO-load exit left data in the run page: put it in place. */
+static void kestrel_complete_msr_exit(struct kestrel_vcpu *vcpu);
+
 void kestrel_arch_vcpu_complete_userspace_exit(struct kestrel_vcpu *vcpu)
 {
 	unsigned long *rax = &vcpu->arch.regs[KREG_RAX];
 	u32 v = 0;
 
-	if (vcpu->arch.mmio_in.len)
-		kestrel_complete_mmio_in(vcpu);
+	kestrel_emulate_complete_userspace(vcpu);
+	if (vcpu->arch.msr_exit.pending)
+		kestrel_complete_msr_exit(vcpu);
 
 	switch (vcpu->arch.pio_in_size) {
 	case 1:
@@ -773,7 +611,7 @@ static bool kestrel_pat_valid(u64 pat)
 	return true;
 }
 
-/* 0: done; -1: #GP. */
+/* 0: done; -1: #GP; -ENOENT: an MSR Kestrel does not implement. */
 static int kestrel_rdmsr(struct kestrel_vcpu *vcpu, u32 msr, u64 *val)
 {
 	int r = kestrel_lapic_rdmsr(vcpu, msr, val);
@@ -787,14 +625,11 @@ static int kestrel_rdmsr(struct kestrel_vcpu *vcpu, u32 msr, u64 *val)
 	case MSR_IA32_CR_PAT:
 		*val = kestrel_backend->get_pat(vcpu);
 		return 0;
-	case MSR_IA32_TSC:
-		*val = kestrel_x86_guest_tsc(vcpu);
-		return 0;
 	case MSR_IA32_APICBASE:
 		*val = vcpu->arch.apic_base;
 		return 0;
 	default:
-		return -1;
+		return kestrel_msr_get(vcpu, msr, val);
 	}
 }
 
@@ -822,8 +657,70 @@ static int kestrel_wrmsr(struct kestrel_vcpu *vcpu, u32 msr, u64 val)
 		ops->set_pat(vcpu, val);
 		return 0;
 	default:
-		return -1;
+		return kestrel_msr_set(vcpu, msr, val);
 	}
+}
+
+/* The length of the exiting instruction (decoded if the CPU did not say). */
+static int kestrel_insn_len(struct kestrel_vcpu *vcpu,
+			    const struct kestrel_x86_exit *e, int *exit)
+{
+	struct kestrel_insn insn;
+
+	if (e->insn_len)
+		return e->insn_len;
+	if (kestrel_decode_current(vcpu, &insn, exit))
+		return -1;
+	return insn.len;
+}
+
+/*
+ * An MSR Kestrel does not implement, under KESTREL_MSR_POLICY_EXIT:
+ * userspace answers, and the next RUN completes the instruction.  RIP
+ * stays on it until then, so that a #GP userspace asks for is raised at
+ * the instruction.
+ */
+static int kestrel_msr_exit(struct kestrel_vcpu *vcpu,
+			    const struct kestrel_x86_exit *e, u32 msr,
+			    bool write, u64 val)
+{
+	struct kestrel_run *run = vcpu->run;
+	int exit, len = kestrel_insn_len(vcpu, e, &exit);
+
+	if (len < 0)
+		return exit;
+	run->exit_reason = KESTREL_EXIT_MSR;
+	memset(&run->msr, 0, sizeof(run->msr));
+	run->msr.index = msr;
+	run->msr.is_write = write;
+	run->msr.data = write ? val : 0;
+	vcpu->arch.msr_exit.pending = true;
+	vcpu->arch.msr_exit.write = write;
+	vcpu->arch.msr_exit.len = len;
+	return 1;
+}
+
+/* The next RUN after KESTREL_EXIT_MSR: userspace's answer. */
+static void kestrel_complete_msr_exit(struct kestrel_vcpu *vcpu)
+{
+	struct kestrel_run *run = vcpu->run;
+	unsigned long *g = vcpu->arch.regs;
+
+	vcpu->arch.msr_exit.pending = false;
+	/* Any nonzero error is a refusal: raise #GP at the instruction. */
+	if (READ_ONCE(run->msr.error)) {
+		kestrel_x86_queue_exception(vcpu, X86_TRAP_GP, true, 0);
+		return;
+	}
+	/* Our own record says read or write, not the shared page. */
+	if (!vcpu->arch.msr_exit.write) {
+		u64 data = READ_ONCE(run->msr.data);
+
+		g[KREG_RAX] = (u32)data;
+		g[KREG_RDX] = data >> 32;
+	}
+	kestrel_skip(vcpu, vcpu->arch.msr_exit.len,
+		     kestrel_x86_guest_mode_bits(vcpu));
 }
 
 static int kestrel_handle_msr(struct kestrel_vcpu *vcpu,
@@ -831,7 +728,7 @@ static int kestrel_handle_msr(struct kestrel_vcpu *vcpu,
 {
 	unsigned long *g = vcpu->arch.regs;
 	u32 msr = g[KREG_RCX];
-	u64 val;
+	u64 val = 0;
 	int r;
 
 	if (write) {
@@ -844,8 +741,26 @@ static int kestrel_handle_msr(struct kestrel_vcpu *vcpu,
 			g[KREG_RDX] = val >> 32;
 		}
 	}
+	if (r == -ENOENT &&
+	    READ_ONCE(vcpu->vm->arch.msr_policy) == KESTREL_MSR_POLICY_EXIT)
+		return kestrel_msr_exit(vcpu, e, msr, write, val);
 	if (r) {
 		kestrel_x86_queue_exception(vcpu, X86_TRAP_GP, true, 0);
+		return 0;
+	}
+	return kestrel_skip_insn(vcpu, e);
+}
+
+/* XSETBV: fpu.c validates and keeps the guest's XCR0. */
+static int kestrel_handle_xsetbv(struct kestrel_vcpu *vcpu,
+				 const struct kestrel_x86_exit *e)
+{
+	unsigned long *g = vcpu->arch.regs;
+	int v = kestrel_fpu_xsetbv(vcpu, g[KREG_RCX],
+				   (u32)g[KREG_RAX] | (u64)(u32)g[KREG_RDX] << 32);
+
+	if (v >= 0) {
+		kestrel_x86_queue_exception(vcpu, v, v == X86_TRAP_GP, 0);
 		return 0;
 	}
 	return kestrel_skip_insn(vcpu, e);
@@ -949,67 +864,6 @@ static int kestrel_handle_dr(struct kestrel_vcpu *vcpu,
 	return 0;
 }
 
-/*
- * A load or store the guest made to memory no slot backs (or a store to a
- * read-only slot): decode the MOV, hand the access to userspace, and step
- * over the instruction.  A load completes on the next RUN.
- */
-static int kestrel_handle_mmio(struct kestrel_vcpu *vcpu, u64 gpa)
-{
-	struct kestrel_arch_vcpu *a = &vcpu->arch;
-	struct kestrel_run *run = vcpu->run;
-	struct kestrel_insn insn;
-	int exit, mode = kestrel_x86_guest_mode_bits(vcpu);
-	int reg, len;
-	bool write, high = false;
-	u64 val = 0;
-
-	if (kestrel_decode_at_rip(vcpu, &insn, true, &exit))
-		return exit;
-	/* moffs forms have no ModRM: their register is always AL/eAX. */
-	reg = insn.has_modrm ? ((insn.modrm >> 3) & 7) | ((insn.rex & 4) << 1) : 0;
-	/* Byte registers 4-7 without REX are AH, CH, DH, BH. */
-	if (insn.op_bytes == 1 && !insn.rex && reg >= 4) {
-		high = true;
-		reg -= 4;
-	}
-	len = insn.op_bytes;
-	write = false;
-	if (insn.map == 0) {
-		switch (insn.opcode) {
-		case 0x88: case 0x89:		/* MOV r/m, r */
-		case 0xa2: case 0xa3:		/* MOV moffs, AL/eAX */
-			write = true;
-			val = a->regs[reg] >> (high ? 8 : 0);
-			break;
-		case 0xc6: case 0xc7:		/* MOV r/m, imm */
-			write = true;
-			val = insn.imm;
-			break;
-		}
-	} else if (insn.map == 1 && insn.opcode >= 0xb6) {
-		len = insn.opcode & 1 ? 2 : 1;	/* MOVZX/MOVSX source */
-		high = false;
-	}
-
-	run->exit_reason = KESTREL_EXIT_MMIO;
-	run->mmio.phys_addr = gpa;
-	run->mmio.len = len;
-	run->mmio.is_write = write;
-	memset(run->mmio.data, 0, sizeof(run->mmio.data));
-	if (write) {
-		memcpy(run->mmio.data, &val, len);
-	} else {
-		a->mmio_in.len = len;
-		a->mmio_in.dst_bytes = insn.op_bytes;
-		a->mmio_in.reg = reg;
-		a->mmio_in.high_byte = high;
-		a->mmio_in.sign = insn.map == 1 && insn.opcode >= 0xbe;
-	}
-	kestrel_skip(vcpu, insn.len, mode);
-	return 1;
-}
-
 static int kestrel_handle_npf(struct kestrel_vcpu *vcpu,
 			      const struct kestrel_x86_exit *e)
 {
@@ -1029,9 +883,17 @@ static int kestrel_handle_npf(struct kestrel_vcpu *vcpu,
 	}
 	if (r != -ENOENT && r != -EROFS)
 		return r;
-	/* Not RAM: a data access is MMIO; code or page tables cannot be. */
-	if (!(e->npf.error & BIT(4)) && !e->npf.walk)
-		return kestrel_handle_mmio(vcpu, e->npf.gpa);
+	/*
+	 * Not RAM: a data access is MMIO; code or page tables cannot be, and
+	 * neither can what delivering an event touches (IDT, stack): the
+	 * instruction at RIP is not the one that made that access.
+	 */
+	if (!(e->npf.error & BIT(4)) && !e->npf.walk) {
+		if (e->int_info & BIT(31))
+			return kestrel_unhandled(vcpu, e,
+						 KESTREL_INTERNAL_EVENT_DELIVERY);
+		return kestrel_emulate_mmio(vcpu, e->npf.gpa);
+	}
 	data[0] = e->npf.gpa;
 	data[1] = e->npf.error;
 	data[2] = vcpu->arch.rip;
@@ -1107,6 +969,8 @@ static int kestrel_handle_exit(struct kestrel_vcpu *vcpu,
 		return kestrel_handle_msr(vcpu, e, false);
 	case X86_EXIT_WRMSR:
 		return kestrel_handle_msr(vcpu, e, true);
+	case X86_EXIT_XSETBV:
+		return kestrel_handle_xsetbv(vcpu, e);
 	case X86_EXIT_CR_WRITE:
 		return kestrel_handle_cr_write(vcpu, e);
 	case X86_EXIT_DR_ACCESS:
@@ -1164,25 +1028,23 @@ bool kestrel_x86_cancel_entry(struct kestrel_vcpu *vcpu)
 int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu)
 {
 	struct kestrel_x86_exit exit;
-	struct fxregs_state *fx = vcpu->arch.fxsave;
 	u64 t0;
+	int r;
+
+	/* An instruction whose MMIO read userspace has completed. */
+	r = kestrel_emulate_resume(vcpu);
+	if (r)
+		return r;
 
 	kestrel_lapic_prepare_entry(vcpu);
 
-	/*
-	 * The guest's x87/SSE state lives in the registers only while it
-	 * runs; kernel_fpu_begin() saves the thread's own state first.  XSAVE
-	 * features beyond SSE are hidden from guests (and CR4.OSXSAVE is
-	 * refused), so FXSAVE covers everything a guest can change.
-	 */
-	kernel_fpu_begin();
-	asm volatile("fxrstorq %0" : : "m" (*fx));
+	/* The guest's FPU state and XCR0 are in the CPU only while it runs. */
+	kestrel_fpu_load(vcpu);
 	t0 = local_clock();
 	kestrel_backend->run(vcpu, &exit);
 	WRITE_ONCE(vcpu->stats.guest_ns,
 		   vcpu->stats.guest_ns + local_clock() - t0);
-	asm volatile("fxsaveq %0" : "=m" (*fx));
-	kernel_fpu_end();
+	kestrel_fpu_put(vcpu);
 
 	kestrel_stat_inc(vcpu, exits[exit.reason]);
 	vcpu->arch.async_exit = exit.reason == X86_EXIT_NONE ||

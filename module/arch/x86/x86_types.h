@@ -53,6 +53,13 @@ struct kestrel_arch_vm {
 	bool		irqchip;	/* KESTREL_CREATE_IRQCHIP done */
 	u8		msr_policy;	/* KESTREL_MSR_POLICY_* */
 
+	/*
+	 * Host TSC at the VM's time zero: set once, by cmpxchg, when its
+	 * first vCPU is created; read without locks.  Every vCPU's TSC
+	 * starts on this timeline, and kvmclock counts from it.
+	 */
+	u64		tsc_base;
+
 	/* Nested page table (vm->mmu_lock). */
 	u64		*npt_root;	/* top-level table, kernel VA */
 	int		npt_levels;	/* 4 or 5, as the host pages */
@@ -66,6 +73,30 @@ struct kestrel_arch_vm {
 struct kestrel_npt_cache {
 	int	nr;
 	void	*pages[KESTREL_NPT_CACHE];
+};
+
+/*
+ * An instruction touching MMIO, between its exits: the MMIO read went to
+ * userspace and its data is awaited (READ_WAIT) or has arrived
+ * (READ_DONE); the next entry finishes the instruction.  Its bytes are
+ * kept and decoded again then, so nothing else about it need be stored.
+ */
+enum {
+	KESTREL_EMUL_NONE,
+	KESTREL_EMUL_READ_WAIT,
+	KESTREL_EMUL_READ_DONE,
+};
+
+struct kestrel_emul {
+	u8	state;		/* KESTREL_EMUL_* */
+	u8	mode;		/* 16, 32, 64: guest code size at decode */
+	u8	nbytes;		/* instruction bytes in insn[] */
+	u8	size;		/* bytes of the MMIO read */
+	u8	insn[15];
+	bool	dst_mmio;	/* MOVS: the destination is MMIO too */
+	u64	gpa;		/* MMIO address read (and written back) */
+	u64	dst_gpa;	/* MOVS: destination, RAM or MMIO */
+	u64	data;		/* what the read returned */
 };
 
 /* An exception the next entry must deliver. */
@@ -103,21 +134,40 @@ struct kestrel_arch_vcpu {
 	/* Port-I/O IN waiting for userspace's data (size in bytes, 0: none). */
 	u8		pio_in_size;
 
-	/* MMIO load waiting for userspace's data (len 0: none). */
-	struct {
-		u8	len;		/* bytes read */
-		u8	dst_bytes;	/* register width written */
-		u8	reg;		/* KREG_*, or 4-7 + high: AH..BH */
-		bool	high_byte;	/* AH, CH, DH, BH */
-		bool	sign;		/* MOVSX */
-	} mmio_in;
+	/* An instruction on MMIO emulated across exits (emulate.c). */
+	struct kestrel_emul	emul;
 
 	/* Seen by the TLB logic of the backend. */
 	int		tlb_gen;
 	struct kestrel_npt_cache npt_cache;
 
-	/* Legacy x87/SSE state of the guest (FXSAVE image). */
-	void		*fxsave;
+	/*
+	 * The guest's x87/SSE/AVX state (fpu.c): an XSAVE image, or an
+	 * FXSAVE one where the host has no XSAVE, and the guest's XCR0.
+	 */
+	void		*guest_fpu;
+	u64		xcr0;
+
+	/* MSRs Kestrel emulates (msr.c, pvclock.c). */
+	struct kestrel_msrs {
+		s64	tsc_offset;	/* guest TSC = host TSC + this */
+		u64	mtrr_deftype;
+		u64	mtrr_fixed[11];	/* 64K_00000, 16K_80000/A0000, 4K_C0000.. */
+		u64	mtrr_var[16];	/* PHYSBASE0, PHYSMASK0, ... */
+		u64	misc_enable;
+		u64	nb_cfg;
+		u64	kvm_system_time;	/* MSR values as written */
+		u64	kvm_wall_clock;
+		u32	pvclock_version;	/* last published, even */
+		u32	wall_clock_version;
+	} msrs;
+
+	/* An MSR access userspace completes (KESTREL_EXIT_MSR). */
+	struct {
+		bool	pending;
+		bool	write;
+		u8	len;		/* of the RDMSR/WRMSR, to step over */
+	} msr_exit;
 
 	int		nr_cpuid;
 	struct kestrel_cpuid_entry *cpuid;	/* KESTREL_MAX_CPUID entries */
