@@ -20,9 +20,12 @@
 #define MIB			(1024ULL * KIB)
 #define GIB			(1024ULL * MIB)
 
-/* The legacy PC holes: EBDA at 639 KiB, VGA and BIOS from 640 KiB to 1 MiB */
+/*
+ * The legacy PC holes: EBDA at 639 KiB, VGA and BIOS from 640 KiB to
+ * 1 MiB.  The "BIOS" part starts at ACPI_BASE: the ACPI tables are there.
+ */
 #define LOW_RAM_END		0x9fc00
-#define BIOS_START		0xf0000
+#define BIOS_START		ACPI_BASE
 #define HIGH_RAM_START		0x100000
 
 #define X86_CR0_PE		(1ULL << 0)
@@ -225,6 +228,13 @@ static int mb_load(uint8_t *mem, uint64_t size, const struct file_buf *k,
 		    (unsigned long long)(size / MIB));
 		return -1;
 	}
+	if (overlaps(paddr, memsz, BIOS_START, HIGH_RAM_START - BIOS_START)) {
+		err("%s: a segment at 0x%llx-0x%llx overlaps the BIOS area 0x%x-0x%x (ACPI tables)",
+		    k->path, (unsigned long long)paddr,
+		    (unsigned long long)(paddr + memsz), BIOS_START,
+		    (unsigned int)HIGH_RAM_START - 1);
+		return -1;
+	}
 	if (overlaps(paddr, memsz, 0, MB_STACK_TOP)) {
 		err("%s: a segment at 0x%llx-0x%llx overlaps the launcher's boot data below 0x%x",
 		    k->path, (unsigned long long)paddr,
@@ -398,6 +408,9 @@ static int boot_multiboot(uint8_t *mem, uint64_t size, const struct boot_args *a
 		put32(info + 24, MB_MODS);
 	}
 
+	/* found by scanning the BIOS area, as the specification says */
+	acpi_build(mem, size, a->ncpus);
+
 	/* The OS must load its own GDT; ours is valid until it does. */
 	gdt = (uint64_t *)(mem + MB_GDT);
 	gdt[1] = GDT_CODE32;
@@ -443,6 +456,7 @@ static int boot_multiboot(uint8_t *mem, uint64_t size, const struct boot_args *a
 #define HDR_PREF_ADDRESS	0x258
 #define HDR_INIT_SIZE		0x260
 
+#define BP_ACPI_RSDP_ADDR	0x070
 #define BP_EXT_RAMDISK_IMAGE	0x0c0
 #define BP_EXT_RAMDISK_SIZE	0x0c4
 #define BP_EXT_CMD_LINE_PTR	0x0c8
@@ -576,9 +590,11 @@ static int boot_bzimage(uint8_t *mem, uint64_t size, const struct boot_args *a,
 	bp[HDR_TYPE_OF_LOADER] = 0xff;		/* undefined loader */
 	bp[HDR_LOADFLAGS] |= CAN_USE_HEAP;
 	put16(bp + HDR_HEAP_END_PTR, 0xfe00 - 0x200);
-	memcpy(mem + LX_CMDLINE, a->cmdline, len + 1);
+	memcpy(mem + LX_CMDLINE, a->cmdline, strlen(a->cmdline));
 	put32(bp + HDR_CMD_LINE_PTR, LX_CMDLINE);
 	put32(bp + BP_EXT_CMD_LINE_PTR, 0);
+	/* no scan of the BIOS area needed: the RSDP's address, directly */
+	put64(bp + BP_ACPI_RSDP_ADDR, acpi_build(mem, size, a->ncpus));
 
 	e820_add(bp, 0, LOW_RAM_END, E820_RAM);
 	e820_add(bp, LOW_RAM_END, 0xa0000 - LOW_RAM_END, E820_RESERVED);

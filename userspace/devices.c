@@ -6,13 +6,17 @@
  *
  * MACHINE_FLAT (--flat) has only COM1, as it always had; MACHINE_PC
  * (--kernel) adds what a PC kernel pokes at early: debug exit, POST code,
- * CMOS/RTC, i8042 and an empty PCI bus.
+ * CMOS/RTC, i8042, an empty PCI bus, the absent 8259 PICs and the ACPI
+ * sleep and reset registers; COM1 then interrupts through the IOAPIC.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "launcher.h"
+
+static enum machine machine;
 
 struct pio_dev {
 	const char *name;
@@ -24,33 +28,126 @@ struct pio_dev {
 
 /* ---- 8250 UART (COM1) ------------------------------------------------- */
 
-#define UART_LCR_DLAB	0x80
-#define UART_MCR_LOOP	0x10
-#define UART_LSR_IDLE	0x60		/* THRE | TEMT: always ready */
+#define UART_IER_RDI	0x01		/* receive data available */
+#define UART_IER_THRI	0x02		/* transmitter holding register empty */
+#define UART_IIR_NONE	0x01
+#define UART_IIR_THRI	0x02
+#define UART_IIR_RDI	0x04
+#define UART_IIR_FIFO	0xc0		/* FIFOs enabled: a 16550A */
 #define UART_FCR_FIFO	0x01
+#define UART_FCR_CLEAR_RX 0x02
+#define UART_LCR_DLAB	0x80
+#define UART_MCR_OUT2	0x08		/* gates the IRQ line on PC boards */
+#define UART_MCR_LOOP	0x10
+#define UART_LSR_DR	0x01
+#define UART_LSR_IDLE	0x60		/* THRE | TEMT: always ready */
+#define UART_FIFO_SIZE	16
 
-/* No interrupts and no input yet: enough for early printk and a probe. */
+/*
+ * A 16550A.  Transmitting is instant (the byte goes to stdout), so the
+ * holding register is always empty; reading IIR while it reports THRE
+ * clears that condition until the next THR write or until IER enables
+ * THRI again, as on the real part.  Received bytes come from the input
+ * thread through uart_receive() into a 16-byte FIFO (1 byte without
+ * FIFOs); the input thread waits while it is full.  The interrupt output
+ * goes to IOAPIC pin 4 through MCR OUT2, and a rising edge interrupts.
+ *
+ * dev_lock protects every device here: the vCPU thread's port accesses
+ * and the input thread both take it.
+ */
+static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t uart_room = PTHREAD_COND_INITIALIZER;
+
 static struct {
 	uint8_t ier, lcr, mcr, fcr, scr, dll, dlm;
+	bool thre;			/* THRE interrupt condition */
+	bool irq;			/* the line as last driven */
+	uint8_t rx[UART_FIFO_SIZE];
+	unsigned int rx_head, rx_len;
 } uart = { .dll = 1 };			/* 115200 baud */
+
+static unsigned int uart_rx_capacity(void)
+{
+	return uart.fcr & UART_FCR_FIFO ? UART_FIFO_SIZE : 1;
+}
+
+/* The highest-priority pending interrupt, as IIR bits 3:0 */
+static uint8_t uart_iir_id(void)
+{
+	if ((uart.ier & UART_IER_RDI) && uart.rx_len)
+		return UART_IIR_RDI;
+	if ((uart.ier & UART_IER_THRI) && uart.thre)
+		return UART_IIR_THRI;
+	return UART_IIR_NONE;
+}
+
+/* Drive the IRQ line after any change; with dev_lock held. */
+static void uart_update_irq(void)
+{
+	bool irq = machine == MACHINE_PC && uart_iir_id() != UART_IIR_NONE &&
+		   (uart.mcr & (UART_MCR_OUT2 | UART_MCR_LOOP)) == UART_MCR_OUT2;
+
+	if (irq != uart.irq) {
+		uart.irq = irq;
+		ioapic_set_irq(UART_IRQ, irq);
+	}
+}
+
+void uart_receive(const uint8_t *buf, size_t len)
+{
+	pthread_mutex_lock(&dev_lock);
+	while (len) {
+		if (uart.rx_len >= uart_rx_capacity()) {
+			pthread_cond_wait(&uart_room, &dev_lock);
+			continue;
+		}
+		uart.rx[(uart.rx_head + uart.rx_len++) % UART_FIFO_SIZE] = *buf++;
+		len--;
+		uart_update_irq();
+	}
+	pthread_mutex_unlock(&dev_lock);
+}
+
+static uint8_t uart_read_rbr(void)
+{
+	uint8_t c;
+
+	if (!uart.rx_len)
+		return 0;
+	c = uart.rx[uart.rx_head];
+	uart.rx_head = (uart.rx_head + 1) % UART_FIFO_SIZE;
+	uart.rx_len--;
+	pthread_cond_signal(&uart_room);
+	return c;
+}
 
 static uint32_t uart_in(uint16_t off, uint8_t size)
 {
+	uint8_t v, id;
+
 	(void)size;
 	switch (off) {
 	case 0:
-		return uart.lcr & UART_LCR_DLAB ? uart.dll : 0;
+		if (uart.lcr & UART_LCR_DLAB)
+			return uart.dll;
+		v = uart_read_rbr();
+		uart_update_irq();
+		return v;
 	case 1:
 		return uart.lcr & UART_LCR_DLAB ? uart.dlm : uart.ier;
 	case 2:
-		/* no interrupt pending; FIFOs enabled reads as a 16550A */
-		return uart.fcr & UART_FCR_FIFO ? 0xc1 : 0x01;
+		id = uart_iir_id();
+		if (id == UART_IIR_THRI) {
+			uart.thre = false;	/* reading it acknowledges it */
+			uart_update_irq();
+		}
+		return id | (uart.fcr & UART_FCR_FIFO ? UART_IIR_FIFO : 0);
 	case 3:
 		return uart.lcr;
 	case 4:
 		return uart.mcr;
 	case 5:
-		return UART_LSR_IDLE;
+		return UART_LSR_IDLE | (uart.rx_len ? UART_LSR_DR : 0);
 	case 6:
 		/* loopback wires DTR, RTS, OUT1, OUT2 to DSR, CTS, RI, DCD */
 		if (uart.mcr & UART_MCR_LOOP)
@@ -66,21 +163,33 @@ static bool uart_out(uint16_t off, uint8_t size, uint32_t val, int *status)
 {
 	(void)size;
 	(void)status;
+	val &= 0xff;
 	switch (off) {
 	case 0:
-		if (uart.lcr & UART_LCR_DLAB)
+		if (uart.lcr & UART_LCR_DLAB) {
 			uart.dll = val;
-		else if (!(uart.mcr & UART_MCR_LOOP))
-			fputc(val & 0xff, stdout);
+			break;
+		}
+		if (!(uart.mcr & UART_MCR_LOOP))
+			console_out(val);
+		uart.thre = true;	/* sent at once: empty again */
 		break;
 	case 1:
-		if (uart.lcr & UART_LCR_DLAB)
+		if (uart.lcr & UART_LCR_DLAB) {
 			uart.dlm = val;
-		else
-			uart.ier = val & 0x0f;
+			break;
+		}
+		/* enabling THRI while the THR is empty interrupts */
+		if ((val & UART_IER_THRI) && !(uart.ier & UART_IER_THRI))
+			uart.thre = true;
+		uart.ier = val & 0x0f;
 		break;
 	case 2:
-		uart.fcr = val;
+		if ((val ^ uart.fcr) & UART_FCR_FIFO || val & UART_FCR_CLEAR_RX) {
+			uart.rx_len = 0;
+			pthread_cond_signal(&uart_room);
+		}
+		uart.fcr = val & ~0x06;	/* the clear bits self-clear */
 		break;
 	case 3:
 		uart.lcr = val;
@@ -92,6 +201,7 @@ static bool uart_out(uint16_t off, uint8_t size, uint32_t val, int *status)
 		uart.scr = val;
 		break;
 	}
+	uart_update_irq();
 	return false;
 }
 
@@ -263,6 +373,61 @@ static bool pci_out(uint16_t off, uint8_t size, uint32_t val, int *status)
 	return false;
 }
 
+/* ---- the 8259 PICs: absent ------------------------------------------- */
+
+/*
+ * There is no PIC: the IOAPIC is the only interrupt controller.  Its mask
+ * registers read all ones whatever was written, so Linux's probe_8259A
+ * (which writes 0xfb to 0x21 and reads it back) picks the NULL legacy
+ * PIC.  A table entry rather than the default, to say so (and to keep
+ * -v quiet about them).
+ */
+static uint32_t no_pic_in(uint16_t off, uint8_t size)
+{
+	(void)off;
+	(void)size;
+	return 0xff;
+}
+
+/* ---- ACPI sleep control/status and reset registers -------------------- */
+
+#define SLP_TYP(v)	(((v) >> 2) & 7)
+#define SLP_EN		0x20
+#define SLP_TYP_S5	5		/* the DSDT's _S5 package */
+
+static uint32_t acpi_pm_in(uint16_t off, uint8_t size)
+{
+	(void)off;
+	(void)size;
+	return 0;			/* never sleeping, so WAK_STS is 0 */
+}
+
+static bool acpi_pm_out(uint16_t off, uint8_t size, uint32_t val, int *status)
+{
+	(void)size;
+	val &= 0xff;
+	switch (off + ACPI_SLEEP_CTL_PORT) {
+	case ACPI_SLEEP_CTL_PORT:
+		if (!(val & SLP_EN))
+			break;
+		if (SLP_TYP(val) == SLP_TYP_S5) {
+			fflush(stdout);
+			err("guest powered off");
+			*status = 0;
+			return true;
+		}
+		if (verbose)
+			err("guest asked for sleep type %u: not supported, ignored",
+			    SLP_TYP(val));
+		break;
+	case ACPI_RESET_PORT:
+		if (val == ACPI_RESET_VALUE)
+			return kbc_reset(status);
+		break;
+	}
+	return false;
+}
+
 /* ---- dispatch --------------------------------------------------------- */
 
 static const struct pio_dev uart_dev = {
@@ -275,9 +440,10 @@ static const struct pio_dev pc_devs[] = {
 	{ "post", 0x80, 1, ones_in, ignore_out },
 	{ "debug-exit", 0xf4, 4, ones_in, debug_exit_out },
 	{ "pci", 0xcf8, 8, pci_in, pci_out },
+	{ "pic1", 0x20, 2, no_pic_in, ignore_out },
+	{ "pic2", 0xa0, 2, no_pic_in, ignore_out },
+	{ "acpi-pm", ACPI_SLEEP_CTL_PORT, 3, acpi_pm_in, acpi_pm_out },
 };
-
-static enum machine machine;
 
 void devices_init(enum machine m)
 {
@@ -303,8 +469,8 @@ static const struct pio_dev *find_dev(uint16_t port)
 	return NULL;
 }
 
-bool pio_access(uint16_t port, uint8_t size, bool is_out, uint32_t *val,
-		int *status)
+static bool pio_access_locked(uint16_t port, uint8_t size, bool is_out,
+			      uint32_t *val, int *status)
 {
 	const struct pio_dev *d = find_dev(port);
 
@@ -328,4 +494,15 @@ bool pio_access(uint16_t port, uint8_t size, bool is_out, uint32_t *val,
 		return d->out(port - d->base, size, *val, status);
 	*val = d->in(port - d->base, size);
 	return false;
+}
+
+bool pio_access(uint16_t port, uint8_t size, bool is_out, uint32_t *val,
+		int *status)
+{
+	bool ret;
+
+	pthread_mutex_lock(&dev_lock);
+	ret = pio_access_locked(port, size, is_out, val, status);
+	pthread_mutex_unlock(&dev_lock);
+	return ret;
 }

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -23,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -91,12 +94,20 @@ struct vm {
 	long run_size;
 };
 
+
 static const char *prog = "kestrel";
 bool verbose;
 
 /* Set by SIGINT/SIGTERM; the handler also kicks the vCPU out of RUN. */
 static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_by_key;	/* Ctrl-A x, not a signal */
 static struct kestrel_run *volatile kick_run;
+
+/* The VM fd for KESTREL_SIGNAL_MSI from any thread; -1 before it exists */
+static int msi_fd = -1;
+
+/* When the launcher started, for the time to the guest's userspace */
+static struct timespec start_time;
 
 void err(const char *fmt, ...)
 {
@@ -108,6 +119,73 @@ void err(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+int signal_msi(uint64_t address, uint32_t data)
+{
+	struct kestrel_msi msi;
+
+	if (msi_fd < 0) {
+		errno = ENXIO;
+		return -1;
+	}
+	memset(&msi, 0, sizeof(msi));
+	msi.address = address;
+	msi.data = data;
+	return ioctl(msi_fd, KESTREL_SIGNAL_MSI, &msi);
+}
+
+/* ---- the time to the guest's userspace --------------------------------- */
+
+/*
+ * Linux 6.1 and 6.12 print "Run /init as init process" (KERN_INFO) just
+ * before they exec init: the first console byte after that line is the
+ * first one userspace can have written.  With "quiet" the line is not
+ * printed, and nothing is measured.
+ */
+#define INIT_LINE_START		"Run "
+#define INIT_LINE_END		" as init process"
+
+static struct {
+	char line[256];
+	size_t len;
+	bool seen_init_line, done;
+} watch;
+
+static double seconds_since_start(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start_time.tv_sec) +
+	       (now.tv_nsec - start_time.tv_nsec) / 1e9;
+}
+
+static void watch_console(uint8_t c)
+{
+	if (watch.seen_init_line) {
+		watch.done = true;
+		err("time to guest userspace: %.3f s (first console byte after the kernel's \"Run ... as init process\")",
+		    seconds_since_start());
+		return;
+	}
+	if (c != '\n') {
+		if (watch.len < sizeof(watch.line) - 1)
+			watch.line[watch.len++] = c;
+		return;
+	}
+	watch.line[watch.len] = '\0';
+	watch.len = 0;
+	if (strstr(watch.line, INIT_LINE_START) &&
+	    strstr(watch.line, INIT_LINE_END))
+		watch.seen_init_line = true;
+}
+
+void console_out(uint8_t c)
+{
+	fputc(c, stdout);
+	if (!watch.done)
+		watch_console(c);
 }
 
 static void usage(FILE *f)
@@ -155,8 +233,12 @@ static void usage(FILE *f)
 "  IN from 0x3fd (COM1 LSR)   0x60: the transmitter is always ready\n"
 "  any other IN               all ones\n"
 "  any other OUT              ignored (shown on stderr with -v)\n"
-"With --kernel, COM1 is an 8250 (0x3f8-0x3ff, registers read back, no\n"
-"interrupts) and there are also:\n"
+"With --kernel the machine is a small PC with ACPI tables (hardware-reduced,\n"
+"at 0xe0000), the in-kernel local APIC when the module has one, an IOAPIC at\n"
+"0xfec00000 and no 8259.  COM1 is a 16550A (0x3f8-0x3ff) interrupting on\n"
+"IRQ 4; standard input is its input (a terminal is put in raw mode: Ctrl-A x\n"
+"quits).  The launcher prints on stderr the time to a Linux guest's first\n"
+"userspace output.  There are also:\n"
 "  0xf4 (debug exit)          OUT of V ends the launcher with status\n"
 "                             (V << 1) | 1, like QEMU's isa-debug-exit\n"
 "  0x80 (POST code)           ignored\n"
@@ -164,8 +246,12 @@ static void usage(FILE *f)
 "  0x60, 0x64 (i8042)         no keyboard; command 0xfe (reset) ends the\n"
 "                             launcher with status 0 ('guest reset')\n"
 "  0xcf8-0xcff (PCI)          an empty bus: config data reads all ones\n"
+"  0x20-0x21, 0xa0-0xa1       no PIC: reads 0xff\n"
+"  0x600, 0x601, 0x602        ACPI sleep control, status, reset: power off\n"
+"                             and reset end the launcher with status 0\n"
 "\n"
-"Exit status: 0 the guest executed HLT or reset; 1 a launcher or host error;\n"
+"Exit status: 0 the guest executed HLT (without an in-kernel APIC), powered\n"
+"off or reset; 1 a launcher or host error;\n"
 "2 the guest triple-faulted; 3 Kestrel could not run the guest (internal\n"
 "error, failed entry); 130 or 143 stopped by SIGINT or SIGTERM.\n",
 		control_usage, control_help);
@@ -464,6 +550,19 @@ static int create_vm(struct vm *vm, const struct options *o)
 		return -1;
 	}
 
+	/*
+	 * The PC machine's local APIC is the kernel's; it must come before
+	 * the vCPU.  Its CPUID bits, and the TSC rate Linux needs (kvmclock),
+	 * are in the kernel's default CPUID table.
+	 */
+	if (o->kernel) {
+		if (ioctl(vm->fd, KESTREL_CREATE_IRQCHIP, 0UL)) {
+			err("KESTREL_CREATE_IRQCHIP: %s", strerror(errno));
+			return -1;
+		}
+		msi_fd = vm->fd;
+	}
+
 	vm->vcpu = ioctl(vm->fd, KESTREL_CREATE_VCPU, 0UL);
 	if (vm->vcpu < 0) {
 		err("KESTREL_CREATE_VCPU: %s", strerror(errno));
@@ -590,6 +689,7 @@ static int setup_vcpu(struct vm *vm, const struct options *o)
 			.kernel = o->file,
 			.initrd = o->initrd,
 			.cmdline = o->append ? o->append : "",
+			.ncpus = 1,
 		};
 
 		if (boot_kernel(vm->mem, vm->mem_size, &a, &r, &s))
@@ -720,12 +820,17 @@ static bool handle_io(struct vm *vm, int *status)
 }
 
 /*
- * The launcher has no MMIO devices yet: like an empty bus, loads read all
- * ones and stores vanish.
+ * The IOAPIC (PC machine) is the one MMIO device.  Elsewhere, like an
+ * empty bus, loads read all ones and stores vanish.
  */
-static void handle_mmio(struct vm *vm)
+static void handle_mmio(struct vm *vm, bool pc)
 {
 	struct kestrel_run *run = vm->run;
+
+	if (pc && run->mmio.len <= sizeof(run->mmio.data) &&
+	    ioapic_mmio(run->mmio.phys_addr, run->mmio.is_write,
+			run->mmio.data, run->mmio.len))
+		return;
 
 	if (verbose)
 		err("MMIO %s 0x%llx size %u%s", run->mmio.is_write ? "store to" :
@@ -736,7 +841,7 @@ static void handle_mmio(struct vm *vm)
 		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
 }
 
-static int run_vm(struct vm *vm)
+static int run_vm(struct vm *vm, bool pc)
 {
 	struct kestrel_run *run = vm->run;
 	unsigned int i;
@@ -766,7 +871,7 @@ static int run_vm(struct vm *vm)
 			}
 			break;
 		case KESTREL_EXIT_MMIO:
-			handle_mmio(vm);
+			handle_mmio(vm, pc);
 			break;
 		case KESTREL_EXIT_HLT:
 			fflush(stdout);
@@ -803,8 +908,113 @@ static int run_vm(struct vm *vm)
 			return 3;
 		}
 	}
-	err("stopped by %s", strsignal(stop_signal));
+	if (stop_by_key)
+		err("stopped by Ctrl-A x");
+	else
+		err("stopped by %s", strsignal(stop_signal));
 	return 128 + stop_signal;
+}
+
+/* ---- guest input: stdin to COM1 ---------------------------------------- */
+
+#define CTRL_A			0x01
+
+static struct termios saved_tio;
+static bool tio_saved;
+static pthread_t vcpu_thread;
+
+static void restore_terminal(void)
+{
+	if (tio_saved) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+		tio_saved = false;
+	}
+}
+
+/*
+ * Keys go to the guest as they are typed, Ctrl-C included; output
+ * processing stays on, so the launcher's own messages still start at
+ * the left margin.  Restored at exit, whatever the path (atexit), and
+ * SIGINT and SIGTERM end the run loop rather than the process.
+ */
+static void raw_terminal(void)
+{
+	struct termios t;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio))
+		return;
+	tio_saved = true;
+	atexit(restore_terminal);
+	t = saved_tio;
+	t.c_iflag &= ~(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR |
+		       ICRNL | IXON);
+	t.c_lflag &= ~(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+	t.c_cflag = (t.c_cflag & ~(CSIZE | PARENB)) | CS8;
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	tcsetattr(STDIN_FILENO, TCSANOW, &t);
+}
+
+/*
+ * Read stdin and queue it for COM1 (uart_receive() waits while the
+ * guest's FIFO is full).  On a terminal, Ctrl-A x stops the launcher, as
+ * SIGINT would, and Ctrl-A Ctrl-A sends one Ctrl-A.  End of input just
+ * ends the thread: the guest keeps running.
+ */
+static void *input_thread(void *arg)
+{
+	bool tty = arg != NULL, escape = false;
+	uint8_t in[64], out[2 * sizeof(in)];
+	ssize_t n, i;
+	size_t m;
+
+	for (;;) {
+		n = read(STDIN_FILENO, in, sizeof(in));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NULL;
+		for (i = 0, m = 0; i < n; i++) {
+			if (tty && escape) {
+				escape = false;
+				if (in[i] == 'x') {
+					stop_by_key = 1;
+					pthread_kill(vcpu_thread, SIGINT);
+					return NULL;
+				}
+				if (in[i] != CTRL_A)
+					out[m++] = CTRL_A;
+			} else if (tty && in[i] == CTRL_A) {
+				escape = true;
+				continue;
+			}
+			out[m++] = in[i];
+		}
+		uart_receive(out, m);
+	}
+}
+
+static int start_input(void)
+{
+	sigset_t stop, old;
+	pthread_t t;
+	int r;
+
+	/* SIGINT and SIGTERM must reach the vCPU thread, to end RUN */
+	vcpu_thread = pthread_self();
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	r = pthread_create(&t, NULL, input_thread,
+			   isatty(STDIN_FILENO) ? (void *)1 : NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		err("cannot start the input thread: %s", strerror(r));
+		return -1;
+	}
+	pthread_detach(t);
+	return 0;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -821,11 +1031,21 @@ static int cmd_run(int argc, char **argv)
 	/* a kernel's console should reach a pipe line by line, not in 4K lumps */
 	if (o.kernel)
 		setvbuf(stdout, NULL, _IOLBF, 0);
+	if (o.kernel)
+		ioapic_init(IOAPIC_ID(1));
 	if (install_signals() || create_vm(&vm, &o) ||
 	    (!o.kernel && load_image(&vm, &o)) || setup_vcpu(&vm, &o))
 		return 1;
-	ret = run_vm(&vm);
+	if (o.kernel) {
+		if (start_input())
+			return 1;
+		raw_terminal();
+	}
+	ret = run_vm(&vm, o.kernel);
+	restore_terminal();
 	fflush(stdout);
+	if (o.kernel && verbose && !watch.done)
+		err("time to guest userspace: not measured (no \"Run ... as init process\" line and output after it; booted with quiet?)");
 	return ret;
 usage:
 	fprintf(stderr, "Try '%s --help'.\n", prog);
@@ -834,6 +1054,7 @@ usage:
 
 int main(int argc, char **argv)
 {
+	clock_gettime(CLOCK_MONOTONIC, &start_time);
 	if (argc < 2) {
 		usage(stderr);
 		return 1;

@@ -7,6 +7,7 @@
 #define KESTREL_LAUNCHER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <linux/kestrel.h>
 
@@ -19,21 +20,70 @@ struct boot_args {
 	const char *kernel;
 	const char *initrd;	/* NULL: none */
 	const char *cmdline;	/* never NULL */
+	unsigned int ncpus;	/* for the ACPI tables (MADT) */
 };
 
 /*
  * Load @a->kernel (Multiboot v1 ELF or Linux bzImage) into the guest's
- * @size bytes of RAM at @mem and fill in the entry state.  @s comes in
+ * @size bytes of RAM at @mem, with the ACPI tables (acpi.c), and fill in
+ * the entry state.  @s comes in
  * from KESTREL_GET_SREGS.  -1 after a message on failure.
  */
 int boot_kernel(uint8_t *mem, uint64_t size, const struct boot_args *a,
 		struct kestrel_regs *r, struct kestrel_sregs *s);
+
+/*
+ * The PC machine's fixed addresses.  ACPI_BASE..BIOS end (1 MiB) is
+ * reserved in the e820 table: the ACPI tables live there.
+ */
+#define ACPI_BASE		0xe0000
+#define ACPI_END		0xe2000
+#define LAPIC_BASE		0xfee00000U
+#define IOAPIC_BASE		0xfec00000U
+#define IOAPIC_SIZE		0x1000
+#define IOAPIC_PINS		24
+#define IOAPIC_ID(ncpus)	(ncpus)		/* after the local APIC IDs */
+#define UART_IRQ		4		/* COM1, IOAPIC pin 4 */
+#define ACPI_SCI_IRQ		9		/* named in the FADT, never raised */
+#define ACPI_SLEEP_CTL_PORT	0x600
+#define ACPI_SLEEP_STS_PORT	0x601
+#define ACPI_RESET_PORT		0x602
+#define ACPI_RESET_VALUE	0x01
+
+/* ---- acpi.c ---------------------------------------------------------- */
+
+/* Build the tables for @ncpus vCPUs; returns the RSDP's address. */
+uint64_t acpi_build(uint8_t *mem, uint64_t size, unsigned int ncpus);
+
+/* ---- ioapic.c -------------------------------------------------------- */
+
+void ioapic_init(uint32_t id);
+/* A device drives pin @pin's line; a rising edge sends the interrupt. */
+void ioapic_set_irq(int pin, bool level);
+/* An MMIO exit; false when @gpa is not the IOAPIC's. */
+bool ioapic_mmio(uint64_t gpa, bool is_write, uint8_t *data, uint32_t len);
+
+/* ---- kestrel.c ------------------------------------------------------- */
+
+/*
+ * KESTREL_SIGNAL_MSI on the VM: the number of local APICs that took the
+ * message, or -1 with errno (ENXIO: the VM has no in-kernel APIC).
+ * Safe from any thread.
+ */
+int signal_msi(uint64_t address, uint32_t data);
+/* A byte of the guest's serial console, on its way to stdout. */
+void console_out(uint8_t c);
 
 /* ---- devices.c ------------------------------------------------------- */
 
 enum machine { MACHINE_FLAT, MACHINE_PC };
 
 void devices_init(enum machine m);
+/*
+ * Guest input for COM1: queue @len bytes, waiting while the UART's
+ * receive FIFO is full.  Called by the input thread.
+ */
+void uart_receive(const uint8_t *buf, size_t len);
 
 /*
  * One port access of @size bytes; for IN, *@val receives the value.
