@@ -91,6 +91,14 @@ if [ -z "$why" ]; then
 	if [ -z "$why" ]; then
 		echo "demo: running $guest on this host"
 		"$launcher" run --flat "$guest"
+		linux=/boot/vmlinuz-$kver
+		if [ -r "$linux" ]; then
+			"$scripts/mkguestinitrd.sh" "$build_dir/guest-initrd.gz"
+			echo "demo: booting $linux as a Kestrel guest"
+			"$launcher" run --kernel "$linux" \
+				--initrd "$build_dir/guest-initrd.gz" \
+				--append console=ttyS0 --mem 256M
+		fi
 		exit
 	fi
 	[ $loaded = 0 ] || rmmod kestrel
@@ -111,7 +119,7 @@ quiet "$logs/$kver-module.log" "$scripts/build-module.sh" "$kver"
 initramfs=$build_dir/initramfs/$kver-demo.gz
 KESTREL_TESTS=none quiet "$logs/demo-initramfs.log" "$scripts/mkinitramfs.sh" "$kver" "$initramfs"
 log=$logs/demo.log
-echo "demo: booting (about 10 s; serial log: ${log#"$root_dir"/})"
+echo "demo: booting (about 40 s; serial log: ${log#"$root_dir"/})"
 echo "----- guest output -----"
 # Stream only what the launcher prints, as it prints it.
 KESTREL_VERBOSE=1 KESTREL_BOOT_TIMEOUT=${KESTREL_BOOT_TIMEOUT:-600} \
@@ -128,7 +136,7 @@ KESTREL_VERBOSE=1 KESTREL_BOOT_TIMEOUT=${KESTREL_BOOT_TIMEOUT:-600} \
 echo "------------------------"
 rc=$(sed -n 's/.*### KESTREL-DEMO-END rc=\([0-9]*\).*/\1/p' "$log")
 if [ "$rc" = 0 ]; then
-	echo "demo: the guest ran to its halt under Kestrel in the emulated host"
+	echo "demo: both guests ran under Kestrel in the emulated host: the demo guest to its halt, Linux to its power-off"
 	exit 0
 fi
 if grep -q 'KESTREL-RESULT insmod rc=[1-9]' "$log"; then

@@ -165,6 +165,7 @@ static void watch_console(uint8_t c)
 {
 	if (watch.seen_init_line) {
 		watch.done = true;
+		fflush(stdout);		/* the line before, then ours */
 		err("time to guest userspace: %.3f s (first console byte after the kernel's \"Run ... as init process\")",
 		    seconds_since_start());
 		return;
@@ -183,9 +184,9 @@ static void watch_console(uint8_t c)
 
 void console_out(uint8_t c)
 {
-	fputc(c, stdout);
 	if (!watch.done)
 		watch_console(c);
+	fputc(c, stdout);
 }
 
 static void usage(FILE *f)
