@@ -89,10 +89,11 @@ static void drain(int fd, char *buf, size_t *len, size_t cap, bool *open)
  * most @timeout_ms, and collect its output.  With @stop_on, kill it once
  * stdout contains that string and then stays quiet for @quiet_ms: a guest
  * that never ends still passes once it said enough, and shows where it
- * stopped.
+ * stopped.  The kill is SIGKILL unless @stop_sig names a signal the
+ * launcher should handle itself.
  */
-static bool launch(struct result *r, long timeout_ms, const char *stop_on,
-		   long quiet_ms, const char *const *argv)
+static bool launch_sig(struct result *r, long timeout_ms, const char *stop_on,
+		       long quiet_ms, int stop_sig, const char *const *argv)
 {
 	int out[2], errp[2], status, n = 0;
 	bool out_open = true, err_open = true, killed = false;
@@ -147,7 +148,7 @@ static bool launch(struct result *r, long timeout_ms, const char *stop_on,
 			      &err_open);
 		if (!killed && stop_on && strstr(r->out, stop_on) &&
 		    now_ms() - last_out >= quiet_ms) {
-			kill(pid, SIGKILL);
+			kill(pid, stop_sig);
 			killed = true;
 		}
 		if (killed && now_ms() - start > timeout_ms + 5000)
@@ -162,6 +163,12 @@ static bool launch(struct result *r, long timeout_ms, const char *stop_on,
 	r->status = WIFEXITED(status) ? WEXITSTATUS(status) :
 					128 + WTERMSIG(status);
 	return true;
+}
+
+static bool launch(struct result *r, long timeout_ms, const char *stop_on,
+		   long quiet_ms, const char *const *argv)
+{
+	return launch_sig(r, timeout_ms, stop_on, quiet_ms, SIGKILL, argv);
 }
 
 static void show(const struct result *r)
@@ -700,6 +707,47 @@ static enum test_result test_linux_time(const void *arg)
 	return TEST_PASS;
 }
 
+/*
+ * SIGTERM while Linux boots (its vCPU in the guest or asleep in HLT in the
+ * kernel) ends the launcher promptly, with 128 + SIGTERM and a message.
+ */
+static enum test_result test_linux_sigterm(const void *arg)
+{
+	const char *k = env_or("KESTREL_BZIMAGE", "/boot/bzImage");
+	const char *i = env_or("KESTREL_GUEST_INITRD", "/boot/guest-initrd.gz");
+	struct result *r = malloc(sizeof(*r));
+	enum test_result ret = TEST_FAIL;
+	long t0;
+
+	(void)arg;
+	if (access(k, R_OK) || access(i, R_OK)) {
+		free(r);
+		return test_skip("no bzImage or guest initramfs");
+	}
+	CHECK(r);
+	t0 = now_ms();
+	/* A second of quiet output after the banner: deep in the boot. */
+	if (!launch_sig(r, LINUX_TIMEOUT_MS, "Linux version", 1000, SIGTERM,
+			(const char *[]){ "run", "--kernel", k, "--initrd", i,
+			"--append", LINUX_CMDLINE, "--mem", "256M", NULL }))
+		goto out;
+	diag("status %d after %ld ms%s", r->status, now_ms() - t0,
+	     r->timed_out ? " (timed out)" : "");
+	if (r->timed_out || r->status != 128 + SIGTERM) {
+		show(r);
+		goto out;
+	}
+	if (!strstr(r->err, "stopped by")) {
+		diag("no \"stopped by\" message on stderr");
+		show(r);
+		goto out;
+	}
+	ret = TEST_PASS;
+out:
+	free(r);
+	return ret;
+}
+
 static const struct test_case cases[] = {
 	{ "Multiboot ELF kernel: cmdline, memory info, debug exit status",
 	  test_mb_elf, NULL },
@@ -726,6 +774,8 @@ static const struct test_case cases[] = {
 	  NULL },
 	{ "Linux: the launcher prints the time to userspace",
 	  test_linux_time, NULL },
+	{ "Linux: SIGTERM mid-boot stops the launcher cleanly",
+	  test_linux_sigterm, NULL },
 };
 
 int main(int argc, char **argv)
