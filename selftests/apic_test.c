@@ -13,6 +13,7 @@
  * only: the emulated host is slow, so nothing may be required to be fast.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1532,6 +1533,97 @@ static const int x2apic_mode = 1;
 	{ name, fn, NULL },					\
 	{ name " [x2APIC]", fn, &x2apic_mode }
 
+/* ---- INIT and start-up IPIs ---------------------------------------------- */
+
+#define AP_STUB		0x20000		/* SIPI vector 0x20 */
+#define AP_PORT		0xe5
+
+struct ap_run {
+	struct vcpu v;
+	int ret;
+	volatile uint64_t t_exit;	/* 0 while its RUN has not returned */
+};
+
+static void *ap_thread(void *p)
+{
+	struct ap_run *ap = p;
+
+	ap->ret = vcpu_run(&ap->v);
+	ap->t_exit = now_ns();
+	return NULL;
+}
+
+/*
+ * The boot CPU (vCPU 0, x2APIC) wakes an application processor parked in
+ * wait-for-SIPI with INIT, INIT de-assert and SIPI, the way firmware and
+ * Linux do: the AP's RUN sleeps until then, and the AP starts in real mode
+ * at the SIPI's vector.
+ */
+static enum test_result test_init_sipi(const void *arg)
+{
+	/* mov $0x5a, %al; out %al, $AP_PORT; jmp . */
+	static const uint8_t stub[] = { 0xb0, 0x5a, 0xe6, AP_PORT, 0xeb, 0xfe };
+	struct kestrel_mp_state mp = { 0 };
+	struct kestrel_sregs sr;
+	struct avm t_sipi_vm;
+	struct ap_run ap;
+	uint64_t t_ipi;
+	pthread_t th;
+	uint8_t val;
+
+	(void)arg;
+	if (check_cap(KESTREL_CAP_MAX_VCPUS) < 2)
+		return test_skip("one vCPU per VM");
+	memset(&ap, 0, sizeof(ap));
+	CHECK_H(avm_setup_mode(&t_sipi_vm, 0, true, true));
+	memcpy(t_sipi_vm.vm.mem + AP_STUB, stub, sizeof(stub));
+	CHECK_H(vcpu_create(&t_sipi_vm.vm, &ap.v, 1));
+
+	/* A new vCPU runs; parking it is the VMM's (firmware's) call. */
+	CHECK_EQ(ioctl(ap.v.fd, KESTREL_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.state, KESTREL_MP_STATE_RUNNABLE);
+	mp.state = KESTREL_MP_STATE_WAIT_SIPI;
+	CHECK_EQ(ioctl(ap.v.fd, KESTREL_SET_MP_STATE, &mp), 0);
+	mp.state = 7;
+	CHECK_ERR(ioctl(ap.v.fd, KESTREL_SET_MP_STATE, &mp), EINVAL);
+	mp.state = KESTREL_MP_STATE_RUNNABLE;
+	mp.reserved = 1;
+	CHECK_ERR(ioctl(ap.v.fd, KESTREL_SET_MP_STATE, &mp), EINVAL);
+
+	CHECK_EQ(pthread_create(&th, NULL, ap_thread, &ap), 0);
+	usleep(300 * 1000);
+	if (ap.t_exit) {
+		pthread_join(th, NULL);
+		diag("the parked AP's RUN returned: exit %s",
+		     exit_reason_name(ap.v.run->exit_reason));
+		return TEST_FAIL;
+	}
+
+	s_begin(&t_sipi_vm);
+	/* INIT assert, INIT de-assert (ignored), SIPI: physical, APIC 1 */
+	s_wrmsr(&t_sipi_vm, X2(R_ICR), 1ULL << 32 | 0x4500);
+	s_wrmsr(&t_sipi_vm, X2(R_ICR), 1ULL << 32 | 0x8500);
+	s_wrmsr(&t_sipi_vm, X2(R_ICR), 1ULL << 32 | 0x0600 | AP_STUB >> 12);
+	t_ipi = now_ns();
+	CHECK_H(s_run(&t_sipi_vm));
+	pthread_join(th, NULL);
+
+	CHECK_EQ(ap.ret, 0);
+	CHECK(ap.t_exit >= t_ipi);
+	CHECK_EQ(ap.v.run->exit_reason, KESTREL_EXIT_IO);
+	CHECK_EQ(ap.v.run->io.port, AP_PORT);
+	val = *((uint8_t *)ap.v.run + ap.v.run->io.data_offset);
+	CHECK_EQ(val, 0x5a);
+	CHECK(get_sregs(&ap.v, &sr));
+	CHECK_EQ(sr.cs.selector, AP_STUB >> 4);
+	CHECK_EQ(sr.cs.base, AP_STUB);
+	CHECK_EQ(sr.cr0 & 1, 0);		/* real mode */
+	CHECK_EQ(sr.apic_base & APICBASE_BSP, 0);
+	CHECK_EQ(ioctl(ap.v.fd, KESTREL_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.state, KESTREL_MP_STATE_RUNNABLE);
+	return TEST_PASS;
+}
+
 static const struct test_case cases[] = {
 	{ "CREATE_IRQCHIP: EINVAL arg, once, EEXIST again, EBUSY after a vCPU",
 	  test_create_irqchip, NULL },
@@ -1579,6 +1671,8 @@ static const struct test_case cases[] = {
 	     test_hlt_if0),
 	BOTH("STI;HLT: signal gives EINTR, next RUN stays halted until an MSI",
 	     test_hlt_if1_signal),
+	{ "INIT, SIPI: a parked AP sleeps, then starts in real mode at the vector",
+	  test_init_sipi, NULL },
 };
 
 int main(int argc, char **argv)

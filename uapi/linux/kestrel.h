@@ -193,6 +193,23 @@ struct kestrel_cpuid {
 #define KESTREL_SET_CPUID	_IOW(KESTREL_IO, 0x25, struct kestrel_cpuid)
 #define KESTREL_GET_CPUID	_IOWR(KESTREL_IO, 0x26, struct kestrel_cpuid)
 
+/*
+ * What a vCPU with an in-kernel APIC is doing between instructions:
+ * running, halted (HLT), or waiting for a start-up IPI after an INIT (an
+ * application processor before the boot CPU wakes it).  Without an
+ * irqchip only RUNNABLE exists.
+ */
+#define KESTREL_MP_STATE_RUNNABLE	0
+#define KESTREL_MP_STATE_HALTED		1
+#define KESTREL_MP_STATE_WAIT_SIPI	2
+
+struct kestrel_mp_state {
+	__u32 state;
+	__u32 reserved;		/* must be 0 */
+};
+#define KESTREL_GET_MP_STATE	_IOR(KESTREL_IO, 0x27, struct kestrel_mp_state)
+#define KESTREL_SET_MP_STATE	_IOW(KESTREL_IO, 0x28, struct kestrel_mp_state)
+
 /* ---- the shared run structure (mmap of the vCPU fd, offset 0) --------- */
 
 #define KESTREL_EXIT_UNKNOWN		0

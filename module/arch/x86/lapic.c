@@ -11,10 +11,12 @@
  * which folds them into IRR before its next entry.  So the only lock-free
  * state is those two, and nothing here takes a lock.
  *
- * Not modelled: NMI, SMI, INIT and SIPI delivery (guests run their boot
- * CPU only), the error interrupt, CMCI, thermal and performance LVTs
- * (stored, never fire), EOI broadcast to an IOAPIC (userspace's IOAPIC
- * delivers edges).
+ * INIT and start-up IPIs travel the same way, as bits in @events, and the
+ * target's thread resets itself or starts at the SIPI's vector.
+ *
+ * Not modelled: NMI and SMI delivery, the error interrupt, CMCI, thermal
+ * and performance LVTs (stored, never fire), EOI broadcast to an IOAPIC
+ * (userspace's IOAPIC delivers edges).
  */
 #include <linux/hrtimer.h>
 #include <linux/slab.h>
@@ -41,6 +43,14 @@
 #define ICR_DM(v)		(((v) >> 8) & 7)
 #define ICR_DM_FIXED		0
 #define ICR_DM_LOWEST		1
+#define ICR_DM_INIT		5
+#define ICR_DM_SIPI		6
+#define ICR_LEVEL_ASSERT	BIT(14)
+#define ICR_TRIGGER_LEVEL	BIT(15)
+
+/* lapic->events */
+#define LAPIC_EV_INIT		0
+#define LAPIC_EV_SIPI		1
 #define ICR_LOGICAL		BIT(11)
 #define ICR_SHORTHAND(v)	(((v) >> 18) & 3)
 
@@ -58,6 +68,8 @@ struct kestrel_lapic {
 	/* Raised from any context; folded into IRR by the vCPU thread. */
 	unsigned long		pending[256 / BITS_PER_LONG];
 	atomic_t		timer_fired;	/* expiries not yet folded */
+	unsigned long		events;		/* LAPIC_EV_* from other vCPUs */
+	u8			sipi_vector;	/* written before LAPIC_EV_SIPI */
 
 	/*
 	 * The timer.  ns_per_count and period_ns are written by the vCPU
@@ -218,20 +230,34 @@ static bool lapic_match(struct kestrel_lapic *l, u32 dest, bool logical,
 	return (dest >> 4) == (ldr >> 4) && (dest & ldr & 0xf);
 }
 
+/* INIT or SIPI for @l's vCPU thread to act on. */
+static void lapic_raise_event(struct kestrel_lapic *l, int ev, u8 vec)
+{
+	if (ev == LAPIC_EV_SIPI) {
+		WRITE_ONCE(l->sipi_vector, vec);
+		smp_wmb();	/* the vector before the bit */
+	}
+	set_bit(ev, &l->events);
+	kestrel_vcpu_kick(l->vcpu);
+}
+
 /*
- * Deliver a fixed or lowest-priority interrupt to the APICs @dest names;
- * lowest priority goes to the first match (no arbitration).  @self skips
- * matching; @others excludes @from.  Returns how many took it.
+ * Deliver a fixed or lowest-priority interrupt (or, with @ev >= 0, an INIT
+ * or SIPI) to the APICs @dest names; lowest priority goes to the first
+ * match (no arbitration).  Returns how many took it.
  */
 static int lapic_deliver(struct kestrel_vm *vm, struct kestrel_lapic *from,
 			 int shorthand, u32 dest, bool logical, bool x2apic_msg,
-			 bool lowest, u8 vec)
+			 bool lowest, u8 vec, int ev)
 {
 	unsigned int i;
 	int n = 0;
 
 	if (shorthand == APIC_DEST_SELF >> 18) {
-		lapic_raise(from, vec);
+		if (ev >= 0)
+			lapic_raise_event(from, ev, vec);
+		else
+			lapic_raise(from, vec);
 		return 1;
 	}
 	for (i = 0; i < KESTREL_MAX_VCPUS; i++) {
@@ -249,7 +275,10 @@ static int lapic_deliver(struct kestrel_vm *vm, struct kestrel_lapic *from,
 			hit = lapic_match(l, dest, logical, x2apic_msg);
 		if (!hit)
 			continue;
-		lapic_raise(l, vec);
+		if (ev >= 0)
+			lapic_raise_event(l, ev, vec);
+		else
+			lapic_raise(l, vec);
 		n++;
 		if (lowest)
 			break;
@@ -261,17 +290,31 @@ static void lapic_send_ipi(struct kestrel_lapic *l, u32 lo, u32 dest)
 {
 	u32 dm = ICR_DM(lo);
 	u8 vec = lo & 0xff;
+	int ev = -1;
 
-	/* INIT, SIPI, NMI, SMI: not modelled (the boot CPU only). */
-	if (dm != ICR_DM_FIXED && dm != ICR_DM_LOWEST)
-		return;
-	if (vec < 16) {
-		l->esr_pending |= ESR_SEND_ILLEGAL;
-		return;
+	switch (dm) {
+	case ICR_DM_FIXED:
+	case ICR_DM_LOWEST:
+		if (vec < 16) {
+			l->esr_pending |= ESR_SEND_ILLEGAL;
+			return;
+		}
+		break;
+	case ICR_DM_INIT:
+		/* INIT level de-assert only synchronises arbitration IDs. */
+		if ((lo & ICR_TRIGGER_LEVEL) && !(lo & ICR_LEVEL_ASSERT))
+			return;
+		ev = LAPIC_EV_INIT;
+		break;
+	case ICR_DM_SIPI:
+		ev = LAPIC_EV_SIPI;
+		break;
+	default:
+		return;		/* NMI, SMI: not modelled */
 	}
 	lapic_deliver(l->vcpu->vm, l, ICR_SHORTHAND(lo), dest,
 		      lo & ICR_LOGICAL, lapic_x2apic(l->vcpu),
-		      dm == ICR_DM_LOWEST, vec);
+		      dm == ICR_DM_LOWEST, vec, ev);
 }
 
 int kestrel_lapic_deliver_msi(struct kestrel_vm *vm,
@@ -293,7 +336,7 @@ int kestrel_lapic_deliver_msi(struct kestrel_vm *vm,
 	return lapic_deliver(vm, NULL, 0, (msi->address >> 12) & 0xff,
 			     msi->address & BIT(2), false,
 			     dm == ICR_DM_LOWEST || (msi->address & BIT(3)),
-			     vec);
+			     vec, -1);
 }
 
 /* ---- the timer ------------------------------------------------------------ */
@@ -720,12 +763,31 @@ bool kestrel_lapic_has_new_irq(struct kestrel_vcpu *vcpu)
 
 	if (!l)
 		return false;
-	if (atomic_read(&l->timer_fired))
+	if (atomic_read(&l->timer_fired) || READ_ONCE(l->events))
 		return true;
 	for (i = 0; i < ARRAY_SIZE(l->pending); i++)
 		if (READ_ONCE(l->pending[i]))
 			return true;
 	return false;
+}
+
+/* vCPU thread: act on INIT and SIPI others sent. */
+void kestrel_lapic_take_events(struct kestrel_vcpu *vcpu)
+{
+	struct kestrel_lapic *l = vcpu->arch.lapic;
+	u8 vec;
+
+	if (!l || !READ_ONCE(l->events))
+		return;
+	if (test_and_clear_bit(LAPIC_EV_INIT, &l->events))
+		kestrel_x86_init_event(vcpu);
+	if (test_and_clear_bit(LAPIC_EV_SIPI, &l->events)) {
+		smp_rmb();	/* the bit before the vector */
+		vec = READ_ONCE(l->sipi_vector);
+		/* A SIPI outside wait-for-SIPI is dropped, as on hardware. */
+		if (vcpu->arch.mp_state == KESTREL_MP_STATE_WAIT_SIPI)
+			kestrel_x86_sipi(vcpu, vec);
+	}
 }
 
 /* vCPU thread, halted: would an interrupt be taken now? */

@@ -38,5 +38,6 @@ int kestrel_lapic_deliver_msi(struct kestrel_vm *vm,
 void kestrel_lapic_prepare_entry(struct kestrel_vcpu *vcpu);
 bool kestrel_lapic_has_new_irq(struct kestrel_vcpu *vcpu);
 bool kestrel_lapic_can_wake(struct kestrel_vcpu *vcpu);
+void kestrel_lapic_take_events(struct kestrel_vcpu *vcpu);
 
 #endif

@@ -197,7 +197,7 @@ static void kestrel_x86_reset(struct kestrel_vcpu *vcpu)
 
 	kestrel_fpu_reset(vcpu);
 
-	a->halted = false;
+	a->mp_state = KESTREL_MP_STATE_RUNNABLE;
 
 	kestrel_backend->vcpu_reset(vcpu);
 	kestrel_msr_reset(vcpu);
@@ -428,6 +428,28 @@ static int kestrel_set_sregs(struct kestrel_vcpu *vcpu,
 	return 0;
 }
 
+static int kestrel_get_mp_state(struct kestrel_vcpu *vcpu, void __user *uarg)
+{
+	struct kestrel_mp_state mp = { .state = vcpu->arch.mp_state };
+
+	return copy_to_user(uarg, &mp, sizeof(mp)) ? -EFAULT : 0;
+}
+
+static int kestrel_set_mp_state(struct kestrel_vcpu *vcpu, void __user *uarg)
+{
+	struct kestrel_mp_state mp;
+
+	if (copy_from_user(&mp, uarg, sizeof(mp)))
+		return -EFAULT;
+	if (mp.reserved || mp.state > KESTREL_MP_STATE_WAIT_SIPI)
+		return -EINVAL;
+	/* Only an in-kernel APIC can end a halt or deliver a SIPI. */
+	if (mp.state != KESTREL_MP_STATE_RUNNABLE && !vcpu->arch.lapic)
+		return -EINVAL;
+	vcpu->arch.mp_state = mp.state;
+	return 0;
+}
+
 long kestrel_arch_vcpu_ioctl(struct kestrel_vcpu *vcpu, unsigned int ioctl,
 			     unsigned long arg)
 {
@@ -464,6 +486,10 @@ long kestrel_arch_vcpu_ioctl(struct kestrel_vcpu *vcpu, unsigned int ioctl,
 		return kestrel_cpuid_set(vcpu, uarg);
 	case KESTREL_GET_CPUID:
 		return kestrel_cpuid_get(vcpu, uarg);
+	case KESTREL_GET_MP_STATE:
+		return kestrel_get_mp_state(vcpu, uarg);
+	case KESTREL_SET_MP_STATE:
+		return kestrel_set_mp_state(vcpu, uarg);
 	default:
 		return -ENOTTY;
 	}
@@ -956,7 +982,7 @@ static int kestrel_handle_exit(struct kestrel_vcpu *vcpu,
 			return r;
 		/* With an in-kernel APIC, the wake-up comes from the kernel. */
 		if (vcpu->arch.lapic) {
-			vcpu->arch.halted = true;
+			vcpu->arch.mp_state = KESTREL_MP_STATE_HALTED;
 			return 0;
 		}
 		run->exit_reason = KESTREL_EXIT_HLT;
@@ -1004,14 +1030,47 @@ static int kestrel_handle_exit(struct kestrel_vcpu *vcpu,
 
 /* ---- interrupts and halt ------------------------------------------------------ */
 
+/*
+ * INIT: the power-on state, except that a processor other than the boot
+ * one then waits for a start-up IPI instead of running.
+ */
+void kestrel_x86_init_event(struct kestrel_vcpu *vcpu)
+{
+	kestrel_x86_reset(vcpu);
+	if (!(vcpu->arch.apic_base & MSR_IA32_APICBASE_BSP))
+		vcpu->arch.mp_state = KESTREL_MP_STATE_WAIT_SIPI;
+}
+
+/* SIPI: real mode at vector * 4 KiB, as the start-up protocol says. */
+void kestrel_x86_sipi(struct kestrel_vcpu *vcpu, u8 vector)
+{
+	struct kestrel_sregs s;
+
+	kestrel_backend->get_sregs(vcpu, &s);
+	s.cs.selector = vector << 8;
+	s.cs.base = (u64)vector << 12;
+	kestrel_backend->set_sregs(vcpu, &s);
+	vcpu->arch.rip = 0;
+	vcpu->arch.mp_state = KESTREL_MP_STATE_RUNNABLE;
+}
+
 bool kestrel_arch_vcpu_runnable(struct kestrel_vcpu *vcpu)
 {
-	if (!vcpu->arch.halted)
+	struct kestrel_arch_vcpu *a = &vcpu->arch;
+
+	/* INIT and SIPI first: they change what "halted" means. */
+	kestrel_lapic_take_events(vcpu);
+	switch (a->mp_state) {
+	case KESTREL_MP_STATE_RUNNABLE:
 		return true;
-	if (!kestrel_lapic_can_wake(vcpu))
-		return false;
-	vcpu->arch.halted = false;
-	return true;
+	case KESTREL_MP_STATE_HALTED:
+		if (!kestrel_lapic_can_wake(vcpu))
+			return false;
+		a->mp_state = KESTREL_MP_STATE_RUNNABLE;
+		return true;
+	default:
+		return false;		/* waiting for SIPI */
+	}
 }
 
 bool kestrel_arch_vcpu_wakeup_pending(struct kestrel_vcpu *vcpu)

@@ -125,7 +125,7 @@ struct kestrel_arch_vcpu {
 
 	u64		apic_base;	/* MSR value */
 	struct kestrel_lapic *lapic;	/* NULL: the VM has no irqchip */
-	bool		halted;		/* HLT with an in-kernel APIC */
+	u8		mp_state;	/* KESTREL_MP_STATE_* */
 	bool		async_exit;	/* last exit: interrupt or window */
 
 	/* The guest's own TLB must go (emulated CR4 write): new tag. */
