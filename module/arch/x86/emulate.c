@@ -34,6 +34,7 @@
 /* What an emulation step asks of its caller, besides errors (<0). */
 #define EMUL_DONE	0	/* enter the guest */
 #define EMUL_EXIT	1	/* exit to userspace: the run page is filled */
+static_assert(EMUL_EXIT == 1);	/* kestrel_x86_internal_error()'s exit */
 #define EMUL_INJECTED	2	/* an exception is queued: enter the guest */
 
 /* ---- guest paging -------------------------------------------------------- */
@@ -190,18 +191,11 @@ static void emul_inject_pf(struct kestrel_vcpu *vcpu, u64 la, u32 error)
 
 /* ---- exits --------------------------------------------------------------- */
 
+/* kestrel_x86_internal_error() fills the run page and returns 1: EMUL_EXIT. */
 static int emul_internal_error(struct kestrel_vcpu *vcpu, u32 suberror,
 			       int ndata, const u64 *data)
 {
-	struct kestrel_run *run = vcpu->run;
-	int i;
-
-	run->exit_reason = KESTREL_EXIT_INTERNAL_ERROR;
-	run->internal.suberror = suberror;
-	run->internal.ndata = ndata;
-	for (i = 0; i < ndata; i++)
-		run->internal.data[i] = data[i];
-	return EMUL_EXIT;
+	return kestrel_x86_internal_error(vcpu, suberror, ndata, data);
 }
 
 static u64 emul_linear_rip(struct kestrel_vcpu *vcpu, int mode)

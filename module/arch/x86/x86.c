@@ -513,8 +513,9 @@ static int kestrel_gva_to_gpa(struct kestrel_vcpu *vcpu, u64 gva, u64 *gpa)
 
 /* ---- exits ------------------------------------------------------------------ */
 
-static int kestrel_internal_error(struct kestrel_vcpu *vcpu, u32 suberror,
-				  int ndata, const u64 *data)
+/* An internal-error exit with @ndata words of detail; returns 1 (exit). */
+int kestrel_x86_internal_error(struct kestrel_vcpu *vcpu, u32 suberror,
+			       int ndata, const u64 *data)
 {
 	struct kestrel_run *run = vcpu->run;
 	int i;
@@ -533,7 +534,7 @@ static int kestrel_unhandled(struct kestrel_vcpu *vcpu,
 	u64 data[] = { e->code, e->info1, e->info2, vcpu->arch.rip,
 		       e->int_info };
 
-	return kestrel_internal_error(vcpu, suberror, ARRAY_SIZE(data), data);
+	return kestrel_x86_internal_error(vcpu, suberror, ARRAY_SIZE(data), data);
 }
 
 static int kestrel_decode_current(struct kestrel_vcpu *vcpu,
@@ -923,7 +924,7 @@ static int kestrel_handle_npf(struct kestrel_vcpu *vcpu,
 	data[0] = e->npf.gpa;
 	data[1] = e->npf.error;
 	data[2] = vcpu->arch.rip;
-	return kestrel_internal_error(vcpu, KESTREL_INTERNAL_UNMAPPED_GPA, 3,
+	return kestrel_x86_internal_error(vcpu, KESTREL_INTERNAL_UNMAPPED_GPA, 3,
 				      data);
 }
 

@@ -127,6 +127,8 @@ void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
 				 bool has_error, u32 error);
 int kestrel_x86_guest_mode_bits(struct kestrel_vcpu *vcpu);
 bool kestrel_x86_cancel_entry(struct kestrel_vcpu *vcpu);
+int kestrel_x86_internal_error(struct kestrel_vcpu *vcpu, u32 suberror,
+			       int ndata, const u64 *data);
 void kestrel_x86_before_inject(struct kestrel_vcpu *vcpu);
 void kestrel_x86_init_event(struct kestrel_vcpu *vcpu);
 void kestrel_x86_sipi(struct kestrel_vcpu *vcpu, u8 vector);
