@@ -29,8 +29,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 #                       test kernels (scripts/kernels.sh, mkinitramfs.sh)
 #  libnl-*-dev          the launcher and selftests talk generic netlink
 #  openssl              lets dkms sign what it builds instead of warning
+#  bochs bochs-term     the VMX emulated host (scripts/bochs-host.sh): Bochs
+#  bochsbios vgabios    emulates VMX with EPT, QEMU's TCG does not; headless
+#                       with the term display, and its BIOS images
+#  syslinux syslinux-common mtools dosfstools
+#                       its boot disk: a FAT16 image syslinux boots
 base="build-essential qemu-system-x86 busybox-static cpio gzip xz-utils dkms kmod
-      libnl-3-dev libnl-genl-3-dev openssl"
+      libnl-3-dev libnl-genl-3-dev openssl
+      bochs bochs-term bochsbios vgabios syslinux syslinux-common mtools dosfstools"
 
 if [ "$(id -u)" = 0 ]; then
 	sudo=

@@ -52,9 +52,10 @@ int kestrel_arch_init(void)
 	if (boot_cpu_data.x86_vendor == X86_VENDOR_AMD ||
 	    boot_cpu_data.x86_vendor == X86_VENDOR_HYGON) {
 		kestrel_backend = &kestrel_svm_ops;
-	} else if (boot_cpu_data.x86_vendor == X86_VENDOR_INTEL) {
-		kestrel_err("Intel VT-x is not supported yet (the VMX backend is planned)\n");
-		return -ENODEV;
+	} else if (boot_cpu_data.x86_vendor == X86_VENDOR_INTEL ||
+		   boot_cpu_data.x86_vendor == X86_VENDOR_ZHAOXIN ||
+		   boot_cpu_data.x86_vendor == X86_VENDOR_CENTAUR) {
+		kestrel_backend = &kestrel_vmx_ops;
 	} else {
 		kestrel_err("no supported virtualization extension on this CPU vendor\n");
 		return -ENODEV;

@@ -121,6 +121,7 @@ struct kestrel_backend_ops {
 
 extern const struct kestrel_backend_ops *kestrel_backend;
 extern const struct kestrel_backend_ops kestrel_svm_ops;
+extern const struct kestrel_backend_ops kestrel_vmx_ops;
 
 /* x86.c */
 void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
