@@ -28,6 +28,10 @@
 #   KESTREL_INSMOD_ARGS=...   module parameters
 #   KESTREL_DMESG_IGNORE=ERE  kernel log lines to not count as failures
 #   KESTREL_VERBOSE=1         also stream each serial console to stdout
+#   KESTREL_SKIP_VMX=1        skip the VMX backend's run under Bochs
+#   KESTREL_VMX_KERNEL=ver    its kernel (default: the first of the list)
+#   KESTREL_VMX_TESTS="a b"   its selftests (default: the subset below)
+#   KESTREL_VMX_BOOT_TIMEOUT=N  seconds for the whole Bochs run
 #   KESTREL_BUILD_DIR, KESTREL_MODULE_SRC, KESTREL_SELFTESTS_DIR,
 #   KESTREL_LAUNCHER, KESTREL_GUESTS_DIR: other trees (development of these
 #                             scripts; see scripts/mkinitramfs.sh)
@@ -320,5 +324,62 @@ for kver in $kernels; do
 	summaries+=("$kver: $kpassed passed, $kfailed failed, $kskipped skipped")
 	echo "-- ${summaries[-1]}"
 done
+
+# The VMX backend, under Bochs (QEMU's TCG has no VMX).  One kernel (the
+# first, Debian 12's default), two emulated CPUs (the migration test), and
+# the selftests that fit the budget: Bochs runs guests tens of times slower
+# than QEMU.  Its kestrel.ko is the one built above.  Which tests run where:
+# Documentation/testing.rst.
+vmx_tests_default="apic_test boot_test cpuid_test dev_test host_test launcher_test mmio_test msr_test negative_test netlink_test run_test shutdown_test signal_test vm_test"
+vk=${KESTREL_VMX_KERNEL:-$(printf '%s\n' $kernels | sed -n 1p)}
+if [ "${KESTREL_SKIP_VMX:-0}" != 1 ] && [ -n "$vk" ]; then
+	kpassed=0 kfailed=0 kskipped=0
+	vtests=${KESTREL_VMX_TESTS:-$vmx_tests_default}
+	if [ -n "${KESTREL_TESTS:-}" ]; then
+		# Only what both lists name.
+		vt=
+		for t in $vtests; do
+			case " $KESTREL_TESTS " in *" $t "*) vt="$vt $t" ;; esac
+		done
+		vtests=${vt# }
+	fi
+	echo
+	echo "== $vk, VMX backend under Bochs"
+	initramfs=$build_dir/initramfs/$vk-vmx.gz
+	log=$logs/$vk-vmx-test.log
+	if [ -z "$vtests" ]; then
+		echo "no selftest of KESTREL_TESTS runs on VMX"
+	elif [ ! -f "$build_dir/$vk/kestrel.ko" ]; then
+		result FAIL "$vk vmx: no kestrel.ko for $vk"
+	elif KESTREL_TESTS="$vtests" \
+	     KESTREL_INSMOD_ARGS="vmx_preemption_timer_us=2000 ${KESTREL_INSMOD_ARGS:-}" \
+	     step "$vk vmx initramfs" "$logs/$vk-vmx-initramfs.log" \
+		"$scripts/mkinitramfs.sh" "$vk" "$initramfs"; then
+		nv=$(wc -w <<< "$vtests")
+		vboot=${KESTREL_VMX_BOOT_TIMEOUT:-$((300 + nv * 180))}
+		echo "booting $vk under Bochs ($nv selftests, at most $vboot s; log: ${log#"$root_dir"/})"
+		t=$SECONDS
+		KESTREL_BOOT_TIMEOUT=$vboot "$scripts/bochs-host.sh" \
+			"$vk" "$initramfs" test "$log" > /dev/null || true
+		echo "Bochs finished in $((SECONDS - t)) s"
+		# Bochs exits 1 on the guest's power-off too: the log is the judge.
+		while IFS=$'\t' read -r kind a b; do
+			case $kind in
+			R) result "$a" "$vk vmx: $b" ;;
+			L) printf '    | %s\n' "$a" ;;
+			N) ran=$((ran + a)) ;;
+			esac
+		done < <(parse_log "$log")
+		if grep -aq "kestrel: VMX backend:" "$log"; then
+			result PASS "$vk vmx: the VMX backend is the one in use"
+			grep -a -m1 -o "kestrel: VMX backend:.*" "$log" | tr -d '\r' |
+				sed 's/^/     /'
+		else
+			result FAIL "$vk vmx: no \"kestrel: VMX backend:\" line in the log"
+		fi
+	fi
+	summaries+=("$vk vmx: $kpassed passed, $kfailed failed, $kskipped skipped")
+	echo "-- ${summaries[-1]}"
+fi
 
 finish

@@ -9,7 +9,8 @@
 #   scripts/mkinitramfs.sh KVER OUT.gz [SRC[:DEST]...]
 #
 # Extra SRC files land at DEST (default /SRC's basename).  The stock KVM
-# and zram modules of KVER go to /lib/modules/kvm/ and /lib/modules/zram/
+# and zram modules of KVER go to /lib/modules/kvm/ (kvm-amd),
+# /lib/modules/kvm-intel/ and /lib/modules/zram/
 # for the selftests; they come from the tree `scripts/kernels.sh --root KVER`
 # names (build/kernels/KVER/, unpacked from Debian's image package and
 # fetched on first use, or / for an installed image).  What /init does is
@@ -166,8 +167,10 @@ stock_modules() {
 	done
 }
 
-# KVM, for the tests of Kestrel and KVM taking turns on SVM (host_test).
+# KVM, for the tests of Kestrel and KVM taking turns on the CPU's
+# virtualization (host_test, the bench): AMD's and Intel's.
 stock_modules /lib/modules/kvm kvm-amd
+stock_modules /lib/modules/kvm-intel kvm-intel
 # zram, for a swapping host under a large guest (memory_test).
 stock_modules /lib/modules/zram zram
 

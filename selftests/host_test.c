@@ -5,8 +5,9 @@
  * moves between CPUs keeps running, and Kestrel and KVM take turns on the
  * CPU's virtualization without either crashing or stealing it.
  *
- * The KVM case loads kvm.ko and kvm-amd.ko from $KESTREL_KVM_MODULES (the
- * emulated host's initramfs puts the stock ones in /lib/modules/kvm).
+ * The KVM case loads kvm.ko and kvm-amd.ko (SVM) or kvm-intel.ko (VMX)
+ * from $KESTREL_KVM_MODULES; the emulated host's initramfs puts the stock
+ * ones in /lib/modules/kvm and /lib/modules/kvm-intel.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -133,11 +134,18 @@ static enum test_result test_hotplug(const void *arg)
 	return TEST_PASS;
 }
 
+static bool on_vmx(void)
+{
+	return check_cap(KESTREL_CAP_BACKEND) == KESTREL_BACKEND_VMX;
+}
+
 static const char *kvm_dir(void)
 {
 	const char *d = getenv("KESTREL_KVM_MODULES");
 
-	return d ? d : "/lib/modules/kvm";
+	if (d)
+		return d;
+	return on_vmx() ? "/lib/modules/kvm-intel" : "/lib/modules/kvm";
 }
 
 static void rmmod(const char *name)
@@ -160,7 +168,7 @@ static bool kvm_load(const char *params)
 
 static void kvm_unload(void)
 {
-	rmmod("kvm_amd");
+	rmmod(on_vmx() ? "kvm_intel" : "kvm_amd");
 	rmmod("kvm");
 }
 
@@ -178,13 +186,14 @@ static enum test_result test_kvm_turns(const void *arg)
 
 	CHECK(kvm_load(""));
 	/*
-	 * 6.12's KVM switches SVM on when it loads: Kestrel must say EBUSY,
-	 * not take it.  Then reload it the 6.1 way, on only while it has VMs.
+	 * 6.12's KVM switches SVM/VMX on when it loads: Kestrel must say
+	 * EBUSY, not take it.  Then reload it the 6.1 way, on only while it
+	 * has VMs.
 	 */
 	kfd = create_vm_fd("turns");
 	if (kfd < 0) {
 		CHECK_EQ(errno, EBUSY);
-		diag("KVM holds SVM from load (6.12 behaviour): EBUSY as expected");
+		diag("KVM holds the CPU from load (6.12 behaviour): EBUSY as expected");
 		kvm_unload();
 		CHECK(kvm_load("enable_virt_at_load=0"));
 		kfd = create_vm_fd("turns");
@@ -200,7 +209,7 @@ static enum test_result test_kvm_turns(const void *arg)
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	CHECK_OK(kvm);
 	/*
-	 * Kestrel has VMs: KVM may not switch SVM on underneath them.  6.1's
+	 * Kestrel has VMs: KVM may not switch SVM/VMX on underneath them.  6.1's
 	 * KVM says EBUSY, 6.12's EIO ("enabling virtualization failed").
 	 */
 	kvm_vm = ioctl(kvm, KVM_CREATE_VM, 0);
@@ -233,7 +242,8 @@ static const struct test_case cases[] = {
 	{ "module unload refused while a VM exists", test_unload_refused, NULL },
 	{ "vCPU thread moved between host CPUs keeps running", test_migrate, NULL },
 	{ "CPU offline/online while a VM exists", test_hotplug, NULL },
-	{ "Kestrel and KVM take turns on SVM", test_kvm_turns, NULL },
+	{ "Kestrel and KVM take turns on the CPU's virtualization",
+	  test_kvm_turns, NULL },
 };
 
 int main(int argc, char **argv)

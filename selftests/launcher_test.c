@@ -620,7 +620,8 @@ static enum test_result check_ps(struct bg *g)
 	CHECK_HAS(r.out, "npf");
 	CHECK_H(launch(&r, 0, 0, (const char *[]){ "stats", "--json", NULL }));
 	CHECK_STATUS(&r, 0);
-	CHECK_HAS(r.out, "\"backend\":\"svm\"");
+	CHECK_HAS(r.out, check_cap(KESTREL_CAP_BACKEND) == KESTREL_BACKEND_VMX ?
+		  "\"backend\":\"vmx\"" : "\"backend\":\"svm\"");
 	CHECK_HAS(r.out, "\"nested_page_faults\":");
 	return TEST_PASS;
 }
