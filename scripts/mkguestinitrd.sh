@@ -30,14 +30,18 @@ mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# LOC: one count per CPU ("N" with one CPU, "N M" with two)
 loc() {
-	awk '$1 == "LOC:" { print $2 }' /proc/interrupts
+	awk '$1 == "LOC:" { s = $2
+		for (i = 3; i <= NF && $i ~ /^[0-9]+$/; i++) s = s " " $i
+		print s }' /proc/interrupts
 }
 echo "### GUEST-USERSPACE-BEGIN"
 echo "Hello from Linux $(uname -r), a Kestrel guest; powering off."
 echo "guest-uname: $(uname -r)"
 echo "guest-clockevent: $(cat /sys/devices/system/clockevents/clockevent0/current_device)"
 echo "guest-clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+echo "guest-cpus: $(nproc)"
 echo "guest-loc-before: $(loc)"
 sleep 1
 echo "guest-loc-after: $(loc)"

@@ -6,7 +6,7 @@
  * i8042 reset); bad kernels are refused with a message naming the problem;
  * and a real Linux bzImage ($KESTREL_BZIMAGE, else /boot/bzImage) boots
  * with its initramfs ($KESTREL_GUEST_INITRD, else /boot/guest-initrd.gz)
- * to userspace and powers off.
+ * to userspace and powers off, on one vCPU and on two (--cpus 2).
  *
  * The launcher is $KESTREL_LAUNCHER (else ../userspace/kestrel next to
  * this binary).
@@ -266,6 +266,28 @@ static enum test_result test_mb_elf(const void *arg)
 	return TEST_PASS;
 }
 
+/*
+ * The same kernel with three application processors it never starts:
+ * they sleep in wait-for-SIPI inside RUN until the debug exit ends the
+ * VM, and must be kicked out of it for the launcher to end.
+ */
+static enum test_result test_mb_parked_aps(const void *arg)
+{
+	const char *k = guest_file(GUEST(mb_hello));
+	struct result r;
+	long t0 = now_ms();
+
+	(void)arg;
+	CHECK(k);
+	CHECK_H(launch(&r, TIMEOUT_MS, NULL, 0, (const char *[]){
+		"run", "--kernel", k, "--append", "smp", "--cpus", "4", NULL }));
+	diag("ended after %ld ms", now_ms() - t0);
+	CHECK(!r.timed_out);
+	CHECK_STATUS(&r, DEBUG_EXIT_OK);
+	CHECK_OUT(&r, "multiboot ok: smp\nmem_upper=15360 mmap=96 mods=0\n");
+	return TEST_PASS;
+}
+
 static enum test_result test_mb_aout(const void *arg)
 {
 	const char *k = guest_file(GUEST(mb_aout));
@@ -455,6 +477,29 @@ static enum test_result test_options(const void *arg)
 		"run", "--kernel", k, "--mode", "long", NULL }, "--flat");
 }
 
+/* Refused before any VM exists: no module needed to judge these */
+static enum test_result test_cpus_refused(const void *arg)
+{
+	const char *k = guest_file(GUEST(mb_hello));
+	enum test_result t;
+
+	(void)arg;
+	CHECK(k);
+	t = expect_refusal((const char *[]){
+		"run", "--kernel", k, "--cpus", "0", NULL },
+		"--cpus: '0' is not a number of vCPUs");
+	if (t != TEST_PASS)
+		return t;
+	t = expect_refusal((const char *[]){
+		"run", "--kernel", k, "--cpus", "999", NULL },
+		"--cpus: '999' is not a number of vCPUs");
+	if (t != TEST_PASS)
+		return t;
+	return expect_refusal((const char *[]){
+		"run", "--cpus", "2", "--flat", k, NULL },
+		"--cpus goes with --kernel");
+}
+
 /* The last @lines lines of @text, one diagnostic each (so none looks like TAP) */
 static void diag_tail(char *text, int lines)
 {
@@ -498,6 +543,10 @@ static struct result lx;
 static enum linux_state lx_state;
 static char lx_skip[PATH_MAX + 64];
 
+/* The same guest on two vCPUs (--cpus 2), a launch of its own */
+static struct result smp;
+static enum linux_state smp_state;
+
 static const char *env_or(const char *name, const char *def)
 {
 	const char *v = getenv(name);
@@ -505,33 +554,43 @@ static const char *env_or(const char *name, const char *def)
 	return v && *v ? v : def;
 }
 
-static enum linux_state linux_boot(void)
+/* Boot the guest once into @r, with @cpus vCPUs ("1": no --cpus at all) */
+static enum linux_state linux_run(struct result *r, enum linux_state *state,
+				  const char *cpus)
 {
 	const char *k = env_or("KESTREL_BZIMAGE", "/boot/bzImage");
 	const char *i = env_or("KESTREL_GUEST_INITRD", "/boot/guest-initrd.gz");
+	bool one = !strcmp(cpus, "1");
 
-	if (lx_state != LINUX_NOT_RUN)
-		return lx_state;
+	if (*state != LINUX_NOT_RUN)
+		return *state;
 	if (access(k, R_OK) || access(i, R_OK)) {
 		snprintf(lx_skip, sizeof(lx_skip),
 			 "no %s at %s (set KESTREL_BZIMAGE, KESTREL_GUEST_INITRD)",
 			 access(k, R_OK) ? "bzImage" : "guest initramfs",
 			 access(k, R_OK) ? k : i);
-		return lx_state = LINUX_SKIP;
+		return *state = LINUX_SKIP;
 	}
-	if (!launch(&lx, LINUX_TIMEOUT_MS, "Linux version", LINUX_QUIET_MS,
+	if (!launch(r, LINUX_TIMEOUT_MS, "Linux version", LINUX_QUIET_MS,
 		    (const char *[]){ "run", "--kernel", k, "--initrd", i,
-		    "--append", LINUX_CMDLINE, "--mem", "256M", NULL }))
-		return lx_state = LINUX_ERROR;
-	diag("Linux guest: exit status %d%s, %zu bytes of console output",
-	     lx.status, lx.timed_out ? " (timed out)" : "", lx.out_len);
+		    "--append", LINUX_CMDLINE, "--mem", "256M",
+		    one ? NULL : "--cpus", cpus, NULL }))
+		return *state = LINUX_ERROR;
+	diag("Linux guest on %s vCPU%s: exit status %d%s, %zu bytes of console output",
+	     cpus, one ? "" : "s", r->status,
+	     r->timed_out ? " (timed out)" : "", r->out_len);
 	diag("its serial console:");
-	diag_tail(lx.out, 100000);
-	if (lx.err_len) {
+	diag_tail(r->out, 100000);
+	if (r->err_len) {
 		diag("launcher stderr:");
-		diag_tail(lx.err, 8);
+		diag_tail(r->err, 8);
 	}
-	return lx_state = LINUX_RAN;
+	return *state = LINUX_RAN;
+}
+
+static enum linux_state linux_boot(void)
+{
+	return linux_run(&lx, &lx_state, "1");
 }
 
 #define LINUX_BOOT()							\
@@ -551,15 +610,35 @@ static enum linux_state linux_boot(void)
 		}							\
 	} while (0)
 
+/*
+ * The numbers after "@key: " in @r's console, up to @max of them
+ * separated by single spaces (the LOC count of each CPU); how many.
+ */
+static int values_in(const struct result *r, const char *key, long *v,
+		     int max)
+{
+	const char *p = strstr(r->out, key);
+	char *end;
+	int n = 0;
+
+	if (!p || p[strlen(key)] != ' ')
+		return 0;
+	p += strlen(key) + 1;
+	while (n < max && *p >= '0' && *p <= '9') {
+		v[n++] = strtol(p, &end, 10);
+		if (*end != ' ')
+			break;
+		p = end + 1;
+	}
+	return n;
+}
+
 /* The number after "@key: " on the console, or -1 */
 static long lx_value(const char *key)
 {
-	const char *p = strstr(lx.out, key);
+	long v;
 
-	if (!p || p[strlen(key)] != ' ')
-		return -1;
-	p += strlen(key) + 1;
-	return *p >= '0' && *p <= '9' ? strtol(p, NULL, 10) : -1;
+	return values_in(&lx, key, &v, 1) ? v : -1;
 }
 
 static enum test_result test_linux_starts(const void *arg)
@@ -658,37 +737,57 @@ static const char *const ok_lines[] = {
 	"Speculative Return Stack Overflow: WARNING: See https://",
 };
 
-static enum test_result test_linux_clean_log(const void *arg)
+/*
+ * What an SMP bring-up gone wrong looks like: an AP that never came up,
+ * CPUID's APIC ID differing from the APIC's, TSCs Linux will not trust.
+ */
+static const char *const smp_bad_lines[] = {
+	"failed", "Not responding", "mismatch", "Firmware Bug",
+	"unsynchronized", "TSC warp", "Marking TSC unstable",
+};
+
+/* Does [@line, @eol) contain one of the @n strings of @list? */
+static bool line_has(const char *line, const char *eol,
+		     const char *const *list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (memmem(line, eol - line, list[i], strlen(list[i])))
+			return true;
+	return false;
+}
+
+/* The lines of @out with one of bad_lines (or of @more), each shown */
+static int bad_line_count(const char *out, const char *const *more,
+			  size_t nr_more)
 {
 	const char *line, *eol;
 	int bad = 0;
-	size_t i;
 
-	(void)arg;
-	LINUX_BOOT();
-	LX_HAS("Linux version");
-	for (line = lx.out; *line; line = eol + 1) {
+	for (line = out; *line; line = eol + 1) {
 		eol = strchr(line, '\n');
 		if (!eol)
 			eol = line + strlen(line);
-		for (i = 0; i < ARRAY_SIZE(ok_lines); i++)
-			if (memmem(line, eol - line, ok_lines[i],
-				   strlen(ok_lines[i])))
-				break;
-		for (i = i < ARRAY_SIZE(ok_lines) ? ARRAY_SIZE(bad_lines) : 0;
-		     i < ARRAY_SIZE(bad_lines); i++) {
-			if (memmem(line, eol - line, bad_lines[i],
-				   strlen(bad_lines[i]))) {
-				diag("  %.*s", (int)(eol - line > 200 ? 200 :
-						     eol - line), line);
-				bad++;
-				break;
-			}
+		if (!line_has(line, eol, ok_lines, ARRAY_SIZE(ok_lines)) &&
+		    (line_has(line, eol, bad_lines, ARRAY_SIZE(bad_lines)) ||
+		     line_has(line, eol, more, nr_more))) {
+			diag("  %.*s", (int)(eol - line > 200 ? 200 :
+					     eol - line), line);
+			bad++;
 		}
 		if (!*eol)
 			break;
 	}
-	CHECK_EQ(bad, 0);
+	return bad;
+}
+
+static enum test_result test_linux_clean_log(const void *arg)
+{
+	(void)arg;
+	LINUX_BOOT();
+	LX_HAS("Linux version");
+	CHECK_EQ(bad_line_count(lx.out, NULL, 0), 0);
 	return TEST_PASS;
 }
 
@@ -748,10 +847,86 @@ out:
 	return ret;
 }
 
+/* ---- Linux on two vCPUs ------------------------------------------------ */
+
+#define SMP_BOOT()							\
+	do {								\
+		enum linux_state st = linux_run(&smp, &smp_state, "2");	\
+		if (st == LINUX_SKIP)					\
+			return test_skip("%s", lx_skip);		\
+		if (st != LINUX_RAN)					\
+			return TEST_FAIL;				\
+	} while (0)
+
+#define SMP_HAS(what)							\
+	do {								\
+		if (!strstr(smp.out, what)) {				\
+			diag("the guest's console lacks \"%s\"", what);	\
+			return TEST_FAIL;				\
+		}							\
+	} while (0)
+
+/*
+ * The MADT lists two local APICs (so the IOAPIC's ID is 2), vCPU 0 starts
+ * vCPU 1 with INIT and SIPI, and the guest's userspace sees both CPUs.
+ */
+static enum test_result test_smp_boot(const void *arg)
+{
+	(void)arg;
+	SMP_BOOT();
+	SMP_HAS("smpboot: Allowing 2 CPUs, 0 hotplug CPUs");
+	SMP_HAS("IOAPIC[0]: apic_id 2, version 17, address 0xfec00000, GSI 0-23");
+	SMP_HAS("smp: Brought up 1 node, 2 CPUs");
+	SMP_HAS("### GUEST-USERSPACE-BEGIN");
+	if (!strstr(smp.out, "guest-cpus: 2\r\n"))
+		SMP_HAS("guest-cpus: 2\n");
+	SMP_HAS("### GUEST-USERSPACE-END");
+	if (smp.status != 0 || !strstr(smp.err, "guest powered off")) {
+		diag("exit status %d, want 0 and \"guest powered off\"",
+		     smp.status);
+		return TEST_FAIL;
+	}
+	return TEST_PASS;
+}
+
+/* Both CPUs' local APIC timers tick across the guest's sleep 1 */
+static enum test_result test_smp_timer(const void *arg)
+{
+	long before[2], after[2];
+	int nb, na;
+
+	(void)arg;
+	SMP_BOOT();
+	nb = values_in(&smp, "guest-loc-before:", before, 2);
+	na = values_in(&smp, "guest-loc-after:", after, 2);
+	if (nb != 2 || na != 2) {
+		diag("want two LOC counts before and after, got %d and %d",
+		     nb, na);
+		return TEST_FAIL;
+	}
+	diag("LOC per CPU: %ld %ld, then %ld %ld after sleep 1",
+	     before[0], before[1], after[0], after[1]);
+	CHECK(after[0] > before[0]);
+	CHECK(after[1] > before[1]);
+	return TEST_PASS;
+}
+
+static enum test_result test_smp_clean_log(const void *arg)
+{
+	(void)arg;
+	SMP_BOOT();
+	SMP_HAS("Linux version");
+	CHECK_EQ(bad_line_count(smp.out, smp_bad_lines,
+				ARRAY_SIZE(smp_bad_lines)), 0);
+	return TEST_PASS;
+}
+
 static const struct test_case cases[] = {
 	{ "Multiboot ELF kernel: cmdline, memory info, debug exit status",
 	  test_mb_elf, NULL },
 	{ "Multiboot a.out kludge kernel (flat image)", test_mb_aout, NULL },
+	{ "Multiboot --cpus 4: APs never started, the VM still ends",
+	  test_mb_parked_aps, NULL },
 	{ "Multiboot --initrd is module 1, empty cmdline", test_mb_module,
 	  NULL },
 	{ "CMOS RTC reads the current date in BCD", test_rtc, NULL },
@@ -762,6 +937,8 @@ static const struct test_case cases[] = {
 	{ "bzImage with an old protocol or 32-bit only: refused",
 	  test_bzimage_refused, NULL },
 	{ "--kernel option conflicts: refused", test_options, NULL },
+	{ "--cpus 0, --cpus 999, --cpus with --flat: refused",
+	  test_cpus_refused, NULL },
 	{ "Linux: the kernel starts and talks on COM1", test_linux_starts,
 	  NULL },
 	{ "Linux: ACPI tables, IOAPIC and COM1 found, no 8259",
@@ -776,6 +953,12 @@ static const struct test_case cases[] = {
 	  test_linux_time, NULL },
 	{ "Linux: SIGTERM mid-boot stops the launcher cleanly",
 	  test_linux_sigterm, NULL },
+	{ "Linux --cpus 2: both CPUs up, userspace sees 2, powers off with 0",
+	  test_smp_boot, NULL },
+	{ "Linux --cpus 2: the APIC timer ticks on both CPUs",
+	  test_smp_timer, NULL },
+	{ "Linux --cpus 2: no warnings in the guest's log",
+	  test_smp_clean_log, NULL },
 };
 
 int main(int argc, char **argv)

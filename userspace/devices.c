@@ -52,8 +52,8 @@ struct pio_dev {
  * FIFOs); the input thread waits while it is full.  The interrupt output
  * goes to IOAPIC pin 4 through MCR OUT2, and a rising edge interrupts.
  *
- * dev_lock protects every device here: the vCPU thread's port accesses
- * and the input thread both take it.
+ * dev_lock protects every device here: each vCPU thread's port accesses
+ * and the input thread take it, so one access at a time, in full.
  */
 static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t uart_room = PTHREAD_COND_INITIALIZER;
@@ -496,13 +496,22 @@ static bool pio_access_locked(uint16_t port, uint8_t size, bool is_out,
 	return false;
 }
 
+/*
+ * A device that ends the guest ends the VM before dev_lock is dropped,
+ * so no other vCPU's access lands after it (no console output after
+ * "guest powered off", no second power-off).
+ */
 bool pio_access(uint16_t port, uint8_t size, bool is_out, uint32_t *val,
 		int *status)
 {
-	bool ret;
+	bool ret = true;
 
 	pthread_mutex_lock(&dev_lock);
-	ret = pio_access_locked(port, size, is_out, val, status);
+	if (!machine_ended()) {
+		ret = pio_access_locked(port, size, is_out, val, status);
+		if (ret)
+			machine_end(*status);
+	}
 	pthread_mutex_unlock(&dev_lock);
 	return ret;
 }

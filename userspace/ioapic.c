@@ -13,8 +13,9 @@
  * unmasking an asserted level-triggered pin sends it again.  The
  * machine's devices (COM1 on pin 4) are ISA devices, which are edge.
  *
- * Device threads (the vCPU thread's port handlers, the input thread)
- * call ioapic_set_irq(); the lock keeps the table consistent with them.
+ * Device threads (the vCPU threads' port handlers, the input thread)
+ * call ioapic_set_irq(), and any vCPU thread may take an MMIO exit here;
+ * the lock serializes them all.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -123,7 +124,8 @@ static void ioapic_write(uint8_t reg, uint32_t val)
 	int pin;
 
 	if (reg == REG_ID) {
-		ioapic.id = (val >> 24) & 0xf;
+		/* 8 bits, as on later IOAPICs: the MADT's ID is --cpus */
+		ioapic.id = val >> 24;
 		return;
 	}
 	if (reg < REG_REDTBL || reg >= REG_REDTBL + 2 * IOAPIC_PINS)

@@ -5,11 +5,12 @@
  *   kestrel run --flat FILE [--mode real|long] [--mem SIZE] [--load ADDR]
  *               [--name NAME]
  *   kestrel run --kernel FILE [--initrd FILE] [--append CMDLINE]
- *               [--mem SIZE] [--name NAME]     (boot.c, devices.c)
+ *               [--mem SIZE] [--cpus N] [--name NAME]  (boot.c, devices.c)
  *   kestrel ps | stats | events     (control.c: every VM on the host)
  *
- * One vCPU, RAM at guest-physical 0, and a minimal COM1: bytes written to
- * its data port go to stdout.  See usage() for the exact machine state.
+ * RAM at guest-physical 0 and a minimal COM1: bytes written to its data
+ * port go to stdout.  See usage() for the exact machine state.  Each vCPU
+ * is a thread of its own running the RUN loop; vCPU 0 is the main thread.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,6 +46,16 @@
 #define DEFAULT_MEM		(16ULL << 20)
 #define MIN_MEM			(1ULL << 20)
 #define MAX_MEM			(1ULL << 40)
+
+/*
+ * --cpus: the MADT, with one 8-byte entry per CPU before the DSDT at
+ * 0xe1000, has room for hundreds; 64 keeps the APIC and IOAPIC IDs
+ * (0..N) in xAPIC range and matches what the module offers today.
+ */
+#define MAX_CPUS		64
+
+/* Kicks a vCPU thread out of KESTREL_RUN; its handler does nothing. */
+#define SIG_KICK		SIGUSR1
 
 /* Real mode: CS = DS = ES = FS = GS = SS = 0 */
 #define REAL_DEFAULT_LOAD	0x7c00		/* where a BIOS puts a boot sector */
@@ -83,25 +94,51 @@ struct options {
 	uint64_t mem;
 	uint64_t load;
 	bool load_set;
+	unsigned int cpus;		/* --cpus, 1 without it */
+	bool cpus_set;
 	bool verbose;
 };
 
+struct vcpu {
+	unsigned int id;
+	int fd;
+	struct kestrel_run *run;
+	pthread_t thread;
+	bool started;			/* thread runs its loop (end_lock) */
+};
+
 struct vm {
-	int sys, fd, vcpu;
+	int sys, fd;
 	uint8_t *mem;
 	uint64_t mem_size;
-	struct kestrel_run *run;
 	long run_size;
+	bool pc;			/* --kernel: the PC machine */
+	unsigned int nr_vcpus;
+	struct vcpu *vcpus;
 };
 
 
 static const char *prog = "kestrel";
 bool verbose;
 
-/* Set by SIGINT/SIGTERM; the handler also kicks the vCPU out of RUN. */
+/*
+ * Set by SIGINT/SIGTERM, which only vCPU 0's thread (the main thread)
+ * takes; the handler also kicks that vCPU out of RUN, and its loop then
+ * ends the VM.
+ */
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t stop_by_key;	/* Ctrl-A x, not a signal */
 static struct kestrel_run *volatile kick_run;
+
+/*
+ * How the VM ended.  The first vCPU (or device, or signal) to end it sets
+ * the status under end_lock and kicks every vCPU thread; "ended" is also
+ * read without the lock, by vCPU loops and the console.
+ */
+static pthread_mutex_t end_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool ended;
+static int end_status;
+static struct vm *the_vm;
 
 /* The VM fd for KESTREL_SIGNAL_MSI from any thread; -1 before it exists */
 static int msi_fd = -1;
@@ -109,16 +146,75 @@ static int msi_fd = -1;
 /* When the launcher started, for the time to the guest's userspace */
 static struct timespec start_time;
 
+/*
+ * Launcher messages and guest console bytes come from several threads:
+ * holding stdout's lock (recursive) across the flush and the message
+ * keeps a message from landing inside console output that is still
+ * buffered, and several lines of one report together.
+ */
+void output_lock(void)
+{
+	flockfile(stdout);
+	flockfile(stderr);
+}
+
+void output_unlock(void)
+{
+	funlockfile(stderr);
+	funlockfile(stdout);
+}
+
 void err(const char *fmt, ...)
 {
 	va_list ap;
 
+	output_lock();
 	fflush(stdout);		/* keep guest output before our messages */
 	fprintf(stderr, "%s: ", prog);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	output_unlock();
+}
+
+bool machine_ended(void)
+{
+	return __atomic_load_n(&ended, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * A vCPU sleeping in HLT or wait-for-SIPI inside RUN only comes back for
+ * a signal; one running or about to call RUN sees immediate_exit.  So
+ * both, for every vCPU (the caller's own included: it is not in RUN).
+ */
+static void kick_all(struct vm *vm)
+{
+	unsigned int i;
+
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		if (v->started && !pthread_equal(v->thread, pthread_self()))
+			pthread_kill(v->thread, SIG_KICK);
+	}
+}
+
+bool machine_end(int status)
+{
+	bool first;
+
+	pthread_mutex_lock(&end_lock);
+	first = !ended;
+	if (first) {
+		end_status = status;
+		__atomic_store_n(&ended, true, __ATOMIC_RELEASE);
+		if (the_vm)
+			kick_all(the_vm);
+	}
+	pthread_mutex_unlock(&end_lock);
+	return first;
 }
 
 int signal_msi(uint64_t address, uint32_t data)
@@ -165,7 +261,6 @@ static void watch_console(uint8_t c)
 {
 	if (watch.seen_init_line) {
 		watch.done = true;
-		fflush(stdout);		/* the line before, then ours */
 		err("time to guest userspace: %.3f s (first console byte after the kernel's \"Run ... as init process\")",
 		    seconds_since_start());
 		return;
@@ -182,11 +277,20 @@ static void watch_console(uint8_t c)
 		watch.seen_init_line = true;
 }
 
+/*
+ * With dev_lock held (devices.c), so bytes leave in the order the vCPUs
+ * wrote them.  Nothing is printed once the VM has ended: the message
+ * saying why stays the last line.
+ */
 void console_out(uint8_t c)
 {
+	if (machine_ended())
+		return;
+	output_lock();
 	if (!watch.done)
 		watch_console(c);
 	fputc(c, stdout);
+	output_unlock();
 }
 
 static void usage(FILE *f)
@@ -195,12 +299,12 @@ static void usage(FILE *f)
 "Usage: kestrel run --flat FILE [--mode real|long] [--mem SIZE] [--load ADDR]\n"
 "                   [--name NAME] [-v]\n"
 "       kestrel run --kernel FILE [--initrd FILE] [--append CMDLINE]\n"
-"                   [--mem SIZE] [--name NAME] [-v]\n"
+"                   [--mem SIZE] [--cpus N] [--name NAME] [-v]\n"
 "%s"
 "       kestrel --version | --help\n"
 "\n"
-"Run a flat binary in a Kestrel virtual machine (" KESTREL_DEV "): one vCPU,\n"
-"RAM from guest-physical address 0, and a minimal COM1 serial port.\n"
+"Run a flat binary or a kernel in a Kestrel virtual machine (" KESTREL_DEV "):\n"
+"one vCPU (--kernel: N), RAM from guest-physical address 0, and a COM1 port.\n"
 "\n"
 "Options for run:\n"
 "  --flat FILE    the image: raw machine code, copied unchanged to ADDR\n"
@@ -223,6 +327,9 @@ static void usage(FILE *f)
 "                 then also has the PC devices listed below.\n"
 "  --initrd FILE  the initial ramdisk (Linux) or the one module (Multiboot)\n"
 "  --append LINE  the kernel command line (default: empty)\n"
+"  --cpus N       vCPUs for --kernel, 1 (default) to %d and the module's\n"
+"                 limit; vCPU 0 boots, the others wait for INIT and SIPI,\n"
+"                 and the ACPI MADT lists N local APICs (IDs 0 to N-1)\n"
 "  --name NAME    the VM's name for kestrel ps and events: up to 31 of\n"
 "                 [A-Za-z0-9._-] (default: the image's file name)\n"
 "  -v, --verbose  report unhandled port I/O and how the guest ended\n"
@@ -255,7 +362,7 @@ static void usage(FILE *f)
 "off or reset; 1 a launcher or host error;\n"
 "2 the guest triple-faulted; 3 Kestrel could not run the guest (internal\n"
 "error, failed entry); 130 or 143 stopped by SIGINT or SIGTERM.\n",
-		control_usage, control_help);
+		control_usage, MAX_CPUS, control_help);
 }
 
 /* ---- argument parsing ------------------------------------------------ */
@@ -310,6 +417,22 @@ static bool parse_addr(const char *s, uint64_t *out)
 	return true;
 }
 
+/* A plain decimal number */
+static bool parse_count(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
 /* What KESTREL_CREATE_VM accepts, and not empty. */
 static bool name_valid(const char *s)
 {
@@ -339,16 +462,19 @@ static int parse_run_options(int argc, char **argv, struct options *o)
 		{ "mem", required_argument, NULL, 's' },
 		{ "load", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
+		{ "cpus", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool mode_set = false;
+	uint64_t v;
 	int c;
 
 	memset(o, 0, sizeof(*o));
 	o->mode = MODE_REAL;
 	o->mem = DEFAULT_MEM;
+	o->cpus = 1;
 	opterr = 0;		/* our own messages */
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":vh", longopts, NULL)) != -1) {
@@ -403,6 +529,15 @@ static int parse_run_options(int argc, char **argv, struct options *o)
 			}
 			o->name = optarg;
 			break;
+		case 'c':
+			if (!parse_count(optarg, &v) || v < 1 || v > MAX_CPUS) {
+				err("--cpus: '%s' is not a number of vCPUs from 1 to %d",
+				    optarg, MAX_CPUS);
+				return -1;
+			}
+			o->cpus = v;
+			o->cpus_set = true;
+			break;
 		case 'v':
 			o->verbose = true;
 			break;
@@ -427,6 +562,10 @@ static int parse_run_options(int argc, char **argv, struct options *o)
 	}
 	if (!o->kernel && (o->initrd || o->append)) {
 		err("--initrd and --append go with --kernel, not --flat");
+		return -1;
+	}
+	if (!o->kernel && o->cpus_set) {
+		err("--cpus goes with --kernel: a --flat guest runs on one vCPU (nothing would start the others)");
 		return -1;
 	}
 	if (o->kernel && (o->load_set || mode_set)) {
@@ -498,10 +637,119 @@ static void vm_name(const char *file, char *name, size_t size)
 	name[i] = '\0';
 }
 
+#define CPUID_EXT_POWER		0x80000007
+#define CPUID_INVARIANT_TSC	(1U << 8)	/* EDX */
+#define MAX_CPUID_ENTRIES	256		/* what KESTREL_SET_CPUID takes */
+
+/*
+ * Linux on an AMD CPU takes the TSCs of several CPUs for unsynchronized,
+ * and says so ("Marking TSC unstable"), unless CPUID promises an invariant
+ * TSC.  A Kestrel guest's TSC is the host's plus one offset for the whole
+ * VM, the same on every vCPU, and every CPU Kestrel runs on (SVM with
+ * nested paging: AMD family 10h on; VMX with EPT) has a constant-rate,
+ * non-stop TSC, even where an emulator's CPU model does not say so.  So
+ * promise it, in each vCPU's table (the kernel's, with the vCPU's APIC
+ * ID).  One vCPU keeps the default table: nothing to synchronize there.
+ */
+static int set_invariant_tsc(struct vcpu *v)
+{
+	struct kestrel_cpuid *c;
+	struct kestrel_cpuid_entry *e = NULL;
+	uint32_t i, ext_max = 0;
+	int ret = -1;
+
+	c = calloc(1, sizeof(*c) + MAX_CPUID_ENTRIES * sizeof(c->entries[0]));
+	if (!c) {
+		err("out of memory");
+		return -1;
+	}
+	c->nent = MAX_CPUID_ENTRIES - 1;	/* room for one more */
+	if (ioctl(v->fd, KESTREL_GET_CPUID, c)) {
+		err("KESTREL_GET_CPUID (vCPU %u): %s", v->id, strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < c->nent; i++) {
+		if (c->entries[i].function == 0x80000000)
+			ext_max = c->entries[i].eax;
+		if (c->entries[i].function == CPUID_EXT_POWER)
+			e = &c->entries[i];
+	}
+	ret = 0;
+	if (ext_max < CPUID_EXT_POWER)
+		goto out;		/* a leaf the guest never reads */
+	if (!e) {
+		e = &c->entries[c->nent++];
+		memset(e, 0, sizeof(*e));
+		e->function = CPUID_EXT_POWER;
+	}
+	e->edx |= CPUID_INVARIANT_TSC;
+	if (ioctl(v->fd, KESTREL_SET_CPUID, c)) {
+		err("KESTREL_SET_CPUID (vCPU %u): %s", v->id, strerror(errno));
+		ret = -1;
+	}
+out:
+	free(c);
+	return ret;
+}
+
+/*
+ * vCPU @id, its run structure mapped.  Application processors (id >= 1)
+ * wait for INIT and SIPI, as firmware leaves them: the guest's boot CPU
+ * starts them when it brings up SMP.
+ */
+static int create_vcpu(struct vm *vm, unsigned int id, unsigned int n)
+{
+	struct vcpu *v = &vm->vcpus[id];
+	struct kestrel_mp_state mp = { .state = KESTREL_MP_STATE_WAIT_SIPI };
+
+	v->id = id;
+	v->fd = ioctl(vm->fd, KESTREL_CREATE_VCPU, (unsigned long)id);
+	if (v->fd < 0) {
+		err("KESTREL_CREATE_VCPU %u: %s", id, strerror(errno));
+		return -1;
+	}
+	v->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		err("cannot map vCPU %u's run structure: %s", id,
+		    strerror(errno));
+		return -1;
+	}
+	/* counted only once it can be kicked (machine_end) */
+	vm->nr_vcpus = id + 1;
+	if (id && ioctl(v->fd, KESTREL_SET_MP_STATE, &mp)) {
+		err("KESTREL_SET_MP_STATE (vCPU %u, wait for SIPI): %s", id,
+		    strerror(errno));
+		return -1;
+	}
+	return n > 1 ? set_invariant_tsc(v) : 0;
+}
+
+/*
+ * More vCPUs than the module allows per VM fail with EINVAL only at the
+ * first one too many; say so up front instead.
+ */
+static int check_cpus(const struct vm *vm, const struct options *o)
+{
+	long max = ioctl(vm->sys, KESTREL_CHECK_CAP, KESTREL_CAP_MAX_VCPUS);
+
+	if (max < 0) {
+		err("KESTREL_CHECK_CAP(MAX_VCPUS): %s", strerror(errno));
+		return -1;
+	}
+	if (o->cpus > max) {
+		err("--cpus %u: the kestrel module allows at most %ld vCPUs per VM",
+		    o->cpus, max);
+		return -1;
+	}
+	return 0;
+}
+
 static int create_vm(struct vm *vm, const struct options *o)
 {
 	struct kestrel_create_vm cvm;
 	struct kestrel_memory_region region;
+	unsigned int i;
 	long version;
 
 	vm->sys = open_dev();
@@ -516,6 +764,8 @@ static int create_vm(struct vm *vm, const struct options *o)
 			    version, KESTREL_API_VERSION);
 		return -1;
 	}
+	if (check_cpus(vm, o))
+		return -1;
 
 	memset(&cvm, 0, sizeof(cvm));
 	if (o->name)
@@ -552,9 +802,10 @@ static int create_vm(struct vm *vm, const struct options *o)
 	}
 
 	/*
-	 * The PC machine's local APIC is the kernel's; it must come before
-	 * the vCPU.  Its CPUID bits, and the TSC rate Linux needs (kvmclock),
-	 * are in the kernel's default CPUID table.
+	 * The PC machine's local APICs are the kernel's; they must come
+	 * before the vCPUs.  Their CPUID bits, each vCPU's APIC ID, and the
+	 * TSC rate Linux needs (kvmclock) are in the kernel's default CPUID
+	 * table.
 	 */
 	if (o->kernel) {
 		if (ioctl(vm->fd, KESTREL_CREATE_IRQCHIP, 0UL)) {
@@ -564,24 +815,20 @@ static int create_vm(struct vm *vm, const struct options *o)
 		msi_fd = vm->fd;
 	}
 
-	vm->vcpu = ioctl(vm->fd, KESTREL_CREATE_VCPU, 0UL);
-	if (vm->vcpu < 0) {
-		err("KESTREL_CREATE_VCPU: %s", strerror(errno));
-		return -1;
-	}
 	vm->run_size = ioctl(vm->sys, KESTREL_GET_VCPU_MMAP_SIZE, 0UL);
 	if (vm->run_size < (long)sizeof(struct kestrel_run)) {
 		err("KESTREL_GET_VCPU_MMAP_SIZE: %s",
 		    vm->run_size < 0 ? strerror(errno) : "too small");
 		return -1;
 	}
-	vm->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		       vm->vcpu, 0);
-	if (vm->run == MAP_FAILED) {
-		err("cannot map the vCPU's run structure: %s",
-		    strerror(errno));
+	vm->vcpus = calloc(o->cpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		err("out of memory");
 		return -1;
 	}
+	for (i = 0; i < o->cpus; i++)
+		if (create_vcpu(vm, i, o->cpus))
+			return -1;
 	return 0;
 }
 
@@ -673,12 +920,14 @@ static void build_long_mode(struct vm *vm)
 		pd[i] = ((uint64_t)i << 21) | 0x83;	/* + PS */
 }
 
+/* The boot CPU's entry state: only vCPU 0 gets one. */
 static int setup_vcpu(struct vm *vm, const struct options *o)
 {
+	int fd = vm->vcpus[0].fd;
 	struct kestrel_sregs s;
 	struct kestrel_regs r;
 
-	if (ioctl(vm->vcpu, KESTREL_GET_SREGS, &s)) {
+	if (ioctl(fd, KESTREL_GET_SREGS, &s)) {
 		err("KESTREL_GET_SREGS: %s", strerror(errno));
 		return -1;
 	}
@@ -690,7 +939,7 @@ static int setup_vcpu(struct vm *vm, const struct options *o)
 			.kernel = o->file,
 			.initrd = o->initrd,
 			.cmdline = o->append ? o->append : "",
-			.ncpus = 1,
+			.ncpus = o->cpus,
 		};
 
 		if (boot_kernel(vm->mem, vm->mem_size, &a, &r, &s))
@@ -716,11 +965,11 @@ static int setup_vcpu(struct vm *vm, const struct options *o)
 		r.rsp = LM_STACK_TOP;
 		s.es = s.fs = s.gs = s.ss = s.ds;
 	}
-	if (ioctl(vm->vcpu, KESTREL_SET_SREGS, &s)) {
+	if (ioctl(fd, KESTREL_SET_SREGS, &s)) {
 		err("KESTREL_SET_SREGS: %s", strerror(errno));
 		return -1;
 	}
-	if (ioctl(vm->vcpu, KESTREL_SET_REGS, &r)) {
+	if (ioctl(fd, KESTREL_SET_REGS, &r)) {
 		err("KESTREL_SET_REGS: %s", strerror(errno));
 		return -1;
 	}
@@ -736,26 +985,38 @@ static void stop_handler(int sig)
 		kick_run->immediate_exit = 1;
 }
 
+/* Only interrupts the system call: machine_end() set immediate_exit. */
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
 static int install_signals(void)
 {
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = stop_handler;	/* no SA_RESTART */
+	sa.sa_handler = stop_handler;	/* no SA_RESTART: RUN returns EINTR */
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL)) {
+		err("sigaction: %s", strerror(errno));
+		return -1;
+	}
+	sa.sa_handler = kick_handler;
+	if (sigaction(SIG_KICK, &sa, NULL)) {
 		err("sigaction: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-static void dump_state(struct vm *vm)
+/* From @v's own thread: another would wait for its RUN to return. */
+static void dump_state(const struct vcpu *v)
 {
 	struct kestrel_regs r;
 	struct kestrel_sregs s;
 
-	if (!ioctl(vm->vcpu, KESTREL_GET_REGS, &r)) {
+	if (!ioctl(v->fd, KESTREL_GET_REGS, &r)) {
 		fprintf(stderr, "  rip %016llx rflags %016llx rsp %016llx\n",
 			(unsigned long long)r.rip,
 			(unsigned long long)r.rflags,
@@ -764,7 +1025,7 @@ static void dump_state(struct vm *vm)
 			(unsigned long long)r.rax, (unsigned long long)r.rbx,
 			(unsigned long long)r.rcx, (unsigned long long)r.rdx);
 	}
-	if (!ioctl(vm->vcpu, KESTREL_GET_SREGS, &s))
+	if (!ioctl(v->fd, KESTREL_GET_SREGS, &s))
 		fprintf(stderr, "  cs %04x base %llx l %u db %u  cr0 %llx cr3 %llx cr4 %llx efer %llx\n",
 			s.cs.selector, (unsigned long long)s.cs.base, s.cs.l,
 			s.cs.db, (unsigned long long)s.cr0,
@@ -788,33 +1049,36 @@ static const char *suberror_name(uint32_t sub)
 }
 
 /*
- * Hand each port access to devices.c.  True when a device ended the
- * guest (debug exit, reset), with the launcher's exit status in *status.
+ * Hand each port access to devices.c.  True when the VM has ended (a
+ * device ended it, or something else did meanwhile).
  */
-static bool handle_io(struct vm *vm, int *status)
+static bool handle_io(struct vm *vm, struct vcpu *v)
 {
-	struct kestrel_run *run = vm->run;
+	struct kestrel_run *run = v->run;
 	uint8_t *data, size = run->io.size;
-	uint32_t i, v, n = run->io.count * size;
+	uint32_t i, val, n = run->io.count * size;
+	int status;
 
 	if (run->io.data_offset > (uint64_t)vm->run_size ||
 	    n > vm->run_size - run->io.data_offset ||
 	    (size != 1 && size != 2 && size != 4)) {
-		err("I/O data at offset %llu (%u bytes of size %u) is outside the run page",
-		    (unsigned long long)run->io.data_offset, n, size);
-		exit(3);
+		if (machine_end(3))
+			err("I/O data at offset %llu (%u bytes of size %u) is outside the run page",
+			    (unsigned long long)run->io.data_offset, n, size);
+		return true;
 	}
 	data = (uint8_t *)run + run->io.data_offset;
 
 	for (i = 0; i < run->io.count; i++) {
-		v = 0;
+		val = 0;
 		if (run->io.direction == KESTREL_EXIT_IO_OUT) {
-			memcpy(&v, data + i * size, size);
-			if (pio_access(run->io.port, size, true, &v, status))
+			memcpy(&val, data + i * size, size);
+			if (pio_access(run->io.port, size, true, &val, &status))
 				return true;
 		} else {
-			pio_access(run->io.port, size, false, &v, status);
-			memcpy(data + i * size, &v, size);
+			if (pio_access(run->io.port, size, false, &val, &status))
+				return true;
+			memcpy(data + i * size, &val, size);
 		}
 	}
 	return false;
@@ -824,11 +1088,11 @@ static bool handle_io(struct vm *vm, int *status)
  * The IOAPIC (PC machine) is the one MMIO device.  Elsewhere, like an
  * empty bus, loads read all ones and stores vanish.
  */
-static void handle_mmio(struct vm *vm, bool pc)
+static void handle_mmio(struct vm *vm, struct vcpu *v)
 {
-	struct kestrel_run *run = vm->run;
+	struct kestrel_run *run = v->run;
 
-	if (pc && run->mmio.len <= sizeof(run->mmio.data) &&
+	if (vm->pc && run->mmio.len <= sizeof(run->mmio.data) &&
 	    ioapic_mmio(run->mmio.phys_addr, run->mmio.is_write,
 			run->mmio.data, run->mmio.len))
 		return;
@@ -842,78 +1106,211 @@ static void handle_mmio(struct vm *vm, bool pc)
 		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
 }
 
-static int run_vm(struct vm *vm, bool pc)
+/* " (vCPU 1)" when there are several to tell apart */
+static const char *which(const struct vm *vm, const struct vcpu *v)
 {
-	struct kestrel_run *run = vm->run;
-	unsigned int i;
-	int status;
+	static __thread char buf[24];
 
-	kick_run = run;
+	if (vm->nr_vcpus == 1)
+		return "";
+	snprintf(buf, sizeof(buf), " (vCPU %u)", v->id);
+	return buf;
+}
+
+/*
+ * One exit that ends the VM: report it, unless something else ended the
+ * VM first (then its report stands alone).
+ */
+static void exit_error(struct vm *vm, struct vcpu *v, int status)
+{
+	struct kestrel_run *run = v->run;
+	unsigned int i;
+
+	if (!machine_end(status))
+		return;
+	output_lock();
+	switch (run->exit_reason) {
+	case KESTREL_EXIT_SHUTDOWN:
+		err("guest triple-faulted (shutdown)%s", which(vm, v));
+		break;
+	case KESTREL_EXIT_INTERNAL_ERROR:
+		err("Kestrel could not run the guest%s: internal error %u: %s",
+		    which(vm, v), run->internal.suberror,
+		    suberror_name(run->internal.suberror));
+		for (i = 0; i < run->internal.ndata &&
+			    i < KESTREL_INTERNAL_NDATA; i++)
+			fprintf(stderr, "  data[%u] = 0x%llx\n", i,
+				(unsigned long long)run->internal.data[i]);
+		dump_state(v);
+		break;
+	case KESTREL_EXIT_FAIL_ENTRY:
+		err("the CPU refused to enter the guest%s: hardware reason 0x%llx on CPU %u",
+		    which(vm, v), (unsigned long long)
+		    run->fail_entry.hardware_entry_failure_reason,
+		    run->fail_entry.cpu);
+		dump_state(v);
+		break;
+	default:
+		err("unexpected exit reason %u%s", run->exit_reason,
+		    which(vm, v));
+		dump_state(v);
+		break;
+	}
+	output_unlock();
+}
+
+/*
+ * The RUN loop of vCPU @v, on its own thread (vCPU 0: the main thread).
+ * It returns once the VM has ended, whoever ended it.
+ */
+static void vcpu_loop(struct vm *vm, struct vcpu *v)
+{
+	struct kestrel_run *run = v->run;
+
 	for (;;) {
-		if (stop_signal)
-			break;
-		if (ioctl(vm->vcpu, KESTREL_RUN, 0UL) < 0) {
+		if (machine_ended())
+			return;
+		if (stop_signal) {
+			if (machine_end(128 + stop_signal)) {
+				if (stop_by_key)
+					err("stopped by Ctrl-A x");
+				else
+					err("stopped by %s",
+					    strsignal(stop_signal));
+			}
+			return;
+		}
+		if (ioctl(v->fd, KESTREL_RUN, 0UL) < 0) {
 			if (errno == EINTR)
-				continue;	/* stop_signal says why */
+				continue;	/* a kick or stop_signal */
 			if (errno == EFAULT &&
 			    run->exit_reason == KESTREL_EXIT_MEMORY_FAULT) {
-				err("guest memory at 0x%llx is not accessible to the launcher",
-				    (unsigned long long)run->memory_fault.gpa);
-				return 3;
+				if (machine_end(3))
+					err("guest memory at 0x%llx is not accessible to the launcher%s",
+					    (unsigned long long)
+					    run->memory_fault.gpa, which(vm, v));
+				return;
 			}
-			err("KESTREL_RUN: %s", strerror(errno));
-			return 1;
+			if (machine_end(1))
+				err("KESTREL_RUN%s: %s", which(vm, v),
+				    strerror(errno));
+			return;
 		}
+		/* a device may not act on a VM that is over */
+		if (machine_ended())
+			return;
 		switch (run->exit_reason) {
 		case KESTREL_EXIT_IO:
-			if (handle_io(vm, &status)) {
-				fflush(stdout);
-				return status;
-			}
+			if (handle_io(vm, v))
+				return;
 			break;
 		case KESTREL_EXIT_MMIO:
-			handle_mmio(vm, pc);
+			handle_mmio(vm, v);
 			break;
 		case KESTREL_EXIT_HLT:
-			fflush(stdout);
-			if (verbose)
+			if (machine_end(0) && verbose)
 				err("guest halted after %llu exits",
 				    (unsigned long long)run->exit_count);
-			return 0;
+			return;
 		case KESTREL_EXIT_SHUTDOWN:
-			err("guest triple-faulted (shutdown)");
-			return 2;
-		case KESTREL_EXIT_INTERNAL_ERROR:
-			err("Kestrel could not run the guest: internal error %u: %s",
-			    run->internal.suberror,
-			    suberror_name(run->internal.suberror));
-			for (i = 0; i < run->internal.ndata &&
-				    i < KESTREL_INTERNAL_NDATA; i++)
-				fprintf(stderr, "  data[%u] = 0x%llx\n", i,
-					(unsigned long long)
-					run->internal.data[i]);
-			dump_state(vm);
-			return 3;
-		case KESTREL_EXIT_FAIL_ENTRY:
-			err("the CPU refused to enter the guest: hardware reason 0x%llx on CPU %u",
-			    (unsigned long long)
-			    run->fail_entry.hardware_entry_failure_reason,
-			    run->fail_entry.cpu);
-			dump_state(vm);
-			return 3;
+			exit_error(vm, v, 2);
+			return;
 		case KESTREL_EXIT_INTR:
 			break;
+		case KESTREL_EXIT_INTERNAL_ERROR:
+		case KESTREL_EXIT_FAIL_ENTRY:
 		default:
-			err("unexpected exit reason %u", run->exit_reason);
-			dump_state(vm);
-			return 3;
+			exit_error(vm, v, 3);
+			return;
 		}
 	}
-	if (stop_by_key)
-		err("stopped by Ctrl-A x");
-	else
-		err("stopped by %s", strsignal(stop_signal));
-	return 128 + stop_signal;
+}
+
+static void *ap_thread(void *arg)
+{
+	struct vcpu *v = arg;
+
+	vcpu_loop(the_vm, v);
+	return NULL;
+}
+
+/*
+ * A thread for each application processor.  They keep SIGINT and SIGTERM
+ * blocked, so those reach the main thread (vCPU 0), and take SIG_KICK.
+ */
+static int start_aps(struct vm *vm)
+{
+	sigset_t stop, old;
+	unsigned int i;
+	int r = 0;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	/* with end_lock: a machine_end() meanwhile kicks what has started */
+	pthread_mutex_lock(&end_lock);
+	for (i = 1; i < vm->nr_vcpus && !r; i++) {
+		r = pthread_create(&vm->vcpus[i].thread, NULL, ap_thread,
+				   &vm->vcpus[i]);
+		vm->vcpus[i].started = !r;
+	}
+	pthread_mutex_unlock(&end_lock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		if (machine_end(1))
+			err("cannot start a thread for vCPU %u: %s", i - 1,
+			    strerror(r));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Every AP thread has been kicked by machine_end(); wait for each.  A
+ * kick can only be lost if the thread was between its check of "ended"
+ * and RUN without immediate_exit set, which machine_end() rules out, but
+ * kicking again while waiting costs nothing.
+ */
+static void join_aps(struct vm *vm)
+{
+	struct timespec t;
+	unsigned int i, tries;
+
+	for (i = 1; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (!v->started)
+			continue;
+		for (tries = 0; ; tries++) {
+			clock_gettime(CLOCK_REALTIME, &t);
+			t.tv_nsec += 100 * 1000000;
+			if (t.tv_nsec >= 1000000000) {
+				t.tv_sec++;
+				t.tv_nsec -= 1000000000;
+			}
+			if (!pthread_timedjoin_np(v->thread, NULL, &t))
+				break;
+			if (tries == 50) {
+				err("vCPU %u does not stop; leaving it to exit()",
+				    v->id);
+				break;
+			}
+			pthread_kill(v->thread, SIG_KICK);
+		}
+		v->started = false;
+	}
+}
+
+static int run_vm(struct vm *vm)
+{
+	vm->vcpus[0].thread = pthread_self();
+	vm->vcpus[0].started = true;
+	kick_run = vm->vcpus[0].run;
+	if (!start_aps(vm))
+		vcpu_loop(vm, &vm->vcpus[0]);
+	join_aps(vm);
+	return end_status;
 }
 
 /* ---- guest input: stdin to COM1 ---------------------------------------- */
@@ -1001,11 +1398,12 @@ static int start_input(void)
 	pthread_t t;
 	int r;
 
-	/* SIGINT and SIGTERM must reach the vCPU thread, to end RUN */
+	/* SIGINT and SIGTERM must reach vCPU 0's thread, to end RUN */
 	vcpu_thread = pthread_self();
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIG_KICK);
 	pthread_sigmask(SIG_BLOCK, &stop, &old);
 	r = pthread_create(&t, NULL, input_thread,
 			   isatty(STDIN_FILENO) ? (void *)1 : NULL);
@@ -1033,7 +1431,8 @@ static int cmd_run(int argc, char **argv)
 	if (o.kernel)
 		setvbuf(stdout, NULL, _IOLBF, 0);
 	if (o.kernel)
-		ioapic_init(IOAPIC_ID(1));
+		ioapic_init(IOAPIC_ID(o.cpus));
+	vm.pc = o.kernel;
 	if (install_signals() || create_vm(&vm, &o) ||
 	    (!o.kernel && load_image(&vm, &o)) || setup_vcpu(&vm, &o))
 		return 1;
@@ -1042,7 +1441,8 @@ static int cmd_run(int argc, char **argv)
 			return 1;
 		raw_terminal();
 	}
-	ret = run_vm(&vm, o.kernel);
+	the_vm = &vm;
+	ret = run_vm(&vm);
 	restore_terminal();
 	fflush(stdout);
 	if (o.kernel && verbose && !watch.done)

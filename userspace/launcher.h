@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Internals shared by the launcher's parts: kestrel.c (options, the VM
- * and the run loop), boot.c (kernel loaders) and devices.c (port I/O).
+ * Internals shared by the launcher's parts: kestrel.c (options, the VM,
+ * the vCPU threads and their run loops), boot.c (kernel loaders), acpi.c
+ * (tables), devices.c (port I/O) and ioapic.c.
  */
 #ifndef KESTREL_LAUNCHER_H
 #define KESTREL_LAUNCHER_H
@@ -13,6 +14,9 @@
 
 void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern bool verbose;
+/* Hold both around several lines that belong together (recursive). */
+void output_lock(void);
+void output_unlock(void);
 
 /* ---- boot.c ---------------------------------------------------------- */
 
@@ -20,7 +24,7 @@ struct boot_args {
 	const char *kernel;
 	const char *initrd;	/* NULL: none */
 	const char *cmdline;	/* never NULL */
-	unsigned int ncpus;	/* for the ACPI tables (MADT) */
+	unsigned int ncpus;	/* for the ACPI tables (MADT): 1..64 */
 };
 
 /*
@@ -73,6 +77,13 @@ bool ioapic_mmio(uint64_t gpa, bool is_write, uint8_t *data, uint32_t len);
 int signal_msi(uint64_t address, uint32_t data);
 /* A byte of the guest's serial console, on its way to stdout. */
 void console_out(uint8_t c);
+/*
+ * End the VM with exit status @status and kick every vCPU thread out of
+ * RUN.  Only the first call counts: true for it, so that only the cause
+ * that won gets reported.  Any thread, not a signal handler.
+ */
+bool machine_end(int status);
+bool machine_ended(void);
 
 /* ---- devices.c ------------------------------------------------------- */
 
@@ -87,10 +98,46 @@ void uart_receive(const uint8_t *buf, size_t len);
 
 /*
  * One port access of @size bytes; for IN, *@val receives the value.
- * Returns true when the guest asked the launcher to end, with the exit
- * status in *@status.
+ * Returns true when the VM has ended: this access ended it (the guest
+ * asked the launcher to end, with the exit status in *@status, already
+ * given to machine_end()), or something else had.
  */
 bool pio_access(uint16_t port, uint8_t size, bool is_out, uint32_t *val,
 		int *status);
+
+/* ---- little-endian fields of boot and firmware structures ------------ */
+
+static inline uint16_t get16(const uint8_t *p)
+{
+	return p[0] | p[1] << 8;
+}
+
+static inline uint32_t get32(const uint8_t *p)
+{
+	return get16(p) | (uint32_t)get16(p + 2) << 16;
+}
+
+static inline uint64_t get64(const uint8_t *p)
+{
+	return get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static inline void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+}
+
+static inline void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, v);
+	put16(p + 2, v >> 16);
+}
+
+static inline void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, v);
+	put32(p + 4, v >> 32);
+}
 
 #endif
