@@ -32,6 +32,7 @@
 #   KESTREL_VMX_KERNEL=ver    its kernel (default: the first of the list)
 #   KESTREL_VMX_TESTS="a b"   its selftests (default: the subset below)
 #   KESTREL_VMX_BOOT_TIMEOUT=N  seconds for the whole Bochs run
+#   KESTREL_VMX_TEST_TIMEOUT=600  seconds per selftest there (Bochs is slow)
 #   KESTREL_BUILD_DIR, KESTREL_MODULE_SRC, KESTREL_SELFTESTS_DIR,
 #   KESTREL_LAUNCHER, KESTREL_GUESTS_DIR: other trees (development of these
 #                             scripts; see scripts/mkinitramfs.sh)
@@ -352,6 +353,7 @@ if [ "${KESTREL_SKIP_VMX:-0}" != 1 ] && [ -n "$vk" ]; then
 	elif [ ! -f "$build_dir/$vk/kestrel.ko" ]; then
 		result FAIL "$vk vmx: no kestrel.ko for $vk"
 	elif KESTREL_TESTS="$vtests" \
+	     KESTREL_TEST_TIMEOUT=${KESTREL_VMX_TEST_TIMEOUT:-600} \
 	     KESTREL_INSMOD_ARGS="vmx_preemption_timer_us=2000 ${KESTREL_INSMOD_ARGS:-}" \
 	     step "$vk vmx initramfs" "$logs/$vk-vmx-initramfs.log" \
 		"$scripts/mkinitramfs.sh" "$vk" "$initramfs"; then
