@@ -1431,8 +1431,18 @@ static enum test_result test_hlt_no_irqchip(const void *arg)
 	int i_mm, i_g;
 	struct avm t;
 
+	struct kestrel_mp_state mp = { .state = KESTREL_MP_STATE_HALTED };
+
 	(void)arg;
 	CHECK_H(avm_setup(&t, false, 0));
+	/* Only an in-kernel APIC can end a halt or deliver a SIPI. */
+	CHECK_ERR(ioctl(t.v.fd, KESTREL_SET_MP_STATE, &mp), EINVAL);
+	mp.state = KESTREL_MP_STATE_WAIT_SIPI;
+	CHECK_ERR(ioctl(t.v.fd, KESTREL_SET_MP_STATE, &mp), EINVAL);
+	CHECK_ERR(ioctl(t.v.fd, KESTREL_SET_MP_STATE, NULL), EFAULT);
+	CHECK_ERR(ioctl(t.v.fd, KESTREL_GET_MP_STATE, NULL), EFAULT);
+	mp.state = KESTREL_MP_STATE_RUNNABLE;
+	CHECK_OK(ioctl(t.v.fd, KESTREL_SET_MP_STATE, &mp));
 	t.hlt_ok = true;
 	t.mmio_ok = true;
 	t.mmio_val = 0xabcd;
@@ -1665,7 +1675,7 @@ static const struct test_case cases[] = {
 	     test_msi_running),
 	{ "MSI: logical flat, lowest priority, physical broadcast",
 	  test_msi_destinations, NULL },
-	{ "without irqchip: HLT exits, APIC page is MMIO, x2APIC MSRs #GP",
+	{ "without irqchip: HLT exits, APIC page is MMIO, x2APIC MSRs #GP, MP states EINVAL",
 	  test_hlt_no_irqchip, NULL },
 	BOTH("CLI;HLT: blocks in the kernel, signal gives EINTR, a fixed IRQ does not wake it",
 	     test_hlt_if0),
