@@ -314,6 +314,20 @@ for kver in $kernels; do
 				"$kver" "$initramfs" test "$log" > /dev/null || qrc=$?
 		fi
 		echo "emulated host finished in $((SECONDS - t)) s (status $qrc)"
+		# The emulator itself can die in the host kernel's own boot,
+		# before /init and so before kestrel.ko exists (seen: QEMU 7.2's
+		# multi-threaded TCG racing the kernel's text patching, an int3
+		# Oops in 6.12's early boot).  That is no Kestrel result: boot
+		# once more, keep the first log, and say so.
+		if ! grep -aq "### KESTREL-INIT" "$log"; then
+			mv "$log" "$log.first"
+			echo "note: the emulated host died before /init (log: ${log#"$root_dir"/}.first); booting it once more"
+			t=$SECONDS
+			qrc=0
+			KESTREL_BOOT_TIMEOUT=$boot_timeout "$scripts/emulated-host.sh" \
+				"$kver" "$initramfs" test "$log" > /dev/null || qrc=$?
+			echo "emulated host finished in $((SECONDS - t)) s (status $qrc)"
+		fi
 		while IFS=$'\t' read -r kind a b; do
 			case $kind in
 			R) result "$a" "$kver $b" ;;
