@@ -874,7 +874,6 @@ static enum test_result test_smp_boot(const void *arg)
 {
 	(void)arg;
 	SMP_BOOT();
-	SMP_HAS("smpboot: Allowing 2 CPUs, 0 hotplug CPUs");
 	SMP_HAS("IOAPIC[0]: apic_id 2, version 17, address 0xfec00000, GSI 0-23");
 	SMP_HAS("smp: Brought up 1 node, 2 CPUs");
 	SMP_HAS("### GUEST-USERSPACE-BEGIN");
