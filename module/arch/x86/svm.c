@@ -112,13 +112,6 @@ static void svm_msrpm_allow(u8 *msrpm, u32 msr)
 
 static int svm_hardware_setup(void)
 {
-	/* MSRs VMLOAD/VMSAVE switch: the guest may own them directly. */
-	static const u32 direct_msrs[] = {
-		MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE,
-		MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK,
-		MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP,
-		MSR_IA32_SYSENTER_EIP,
-	};
 	u8 *msrpm;
 	int cpu, i;
 
@@ -142,8 +135,9 @@ static int svm_hardware_setup(void)
 	memset(page_address(iopm_pages), 0xff, PAGE_SIZE << SVM_IOPM_ORDER);
 	msrpm = page_address(msrpm_pages);
 	memset(msrpm, 0xff, PAGE_SIZE << SVM_MSRPM_ORDER);
-	for (i = 0; i < ARRAY_SIZE(direct_msrs); i++)
-		svm_msrpm_allow(msrpm, direct_msrs[i]);
+	/* VMLOAD/VMSAVE switch these: the guest may own them directly. */
+	for (i = 0; i < KESTREL_NR_GUEST_OWNED_MSRS; i++)
+		svm_msrpm_allow(msrpm, kestrel_guest_owned_msrs[i]);
 	return 0;
 err:
 	if (iopm_pages)

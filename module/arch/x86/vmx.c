@@ -452,12 +452,6 @@ static void vmx_free_cpus(void)
 
 static int vmx_hardware_setup(void)
 {
-	static const u32 direct_msrs[] = {
-		MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE,
-		MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK,
-		MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP,
-		MSR_IA32_SYSENTER_EIP,
-	};
 	u8 *bitmap;
 	int cpu, i;
 
@@ -480,8 +474,8 @@ static int vmx_hardware_setup(void)
 		goto err;
 	bitmap = page_address(vmx_msr_bitmap);
 	memset(bitmap, 0xff, PAGE_SIZE);
-	for (i = 0; i < ARRAY_SIZE(direct_msrs); i++)
-		vmx_msr_bitmap_allow(bitmap, direct_msrs[i]);
+	for (i = 0; i < KESTREL_NR_GUEST_OWNED_MSRS; i++)
+		vmx_msr_bitmap_allow(bitmap, kestrel_guest_owned_msrs[i]);
 	return 0;
 err:
 	vmx_free_cpus();

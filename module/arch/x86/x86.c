@@ -18,6 +18,12 @@
 
 const struct kestrel_backend_ops *kestrel_backend;
 
+const u32 kestrel_guest_owned_msrs[KESTREL_NR_GUEST_OWNED_MSRS] = {
+	MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE,
+	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK,
+	MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP,
+};
+
 const char *const kestrel_arch_exit_names[KESTREL_ARCH_NR_EXITS] = {
 	[X86_EXIT_NONE]			= "interrupt",
 	[X86_EXIT_CPUID]		= "cpuid",

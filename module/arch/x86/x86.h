@@ -119,6 +119,13 @@ struct kestrel_backend_ops {
 	void	(*run)(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit);
 };
 
+/*
+ * MSRs the guest owns outright on every backend (no intercept): SVM
+ * switches them with VMLOAD/VMSAVE, VMX with the VMCS and its MSR areas.
+ */
+#define KESTREL_NR_GUEST_OWNED_MSRS	10
+extern const u32 kestrel_guest_owned_msrs[KESTREL_NR_GUEST_OWNED_MSRS];
+
 extern const struct kestrel_backend_ops *kestrel_backend;
 extern const struct kestrel_backend_ops kestrel_svm_ops;
 extern const struct kestrel_backend_ops kestrel_vmx_ops;
