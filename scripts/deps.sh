@@ -34,9 +34,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 #                       with the term display, and its BIOS images
 #  syslinux syslinux-common mtools dosfstools
 #                       its boot disk: a FAT16 image syslinux boots
+#  linux-source-6.12    Debian's kernel source (scripts/linux-source.sh): the
+#                       debug-kernel lane builds it; the selftests use its
+#                       kselftest framework
+#  bc bison flex libelf-dev libssl-dev
+#                       what building that kernel needs
+#  sparse               `make lint`: sparse (C=2) over the module
 base="build-essential qemu-system-x86 busybox-static cpio gzip xz-utils dkms kmod
       libnl-3-dev libnl-genl-3-dev openssl
-      bochs bochs-term bochsbios vgabios syslinux syslinux-common mtools dosfstools"
+      bochs bochs-term bochsbios vgabios syslinux syslinux-common mtools dosfstools
+      linux-source-6.12 bc bison flex libelf-dev libssl-dev sparse"
 
 if [ "$(id -u)" = 0 ]; then
 	sudo=
