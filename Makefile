@@ -7,6 +7,7 @@
 #   make module          kestrel.ko only
 #   make install         install kestrel.ko (modules_install) and the launcher
 #   make check           the test suite: both Debian kernels under QEMU (see README)
+#   make lint            checkpatch --strict, sparse and W=1 over the module (scripts/lint.sh)
 #   make demo            boot a demo guest (directly, or inside the emulated host)
 #   make bench           Kestrel against KVM in the emulated host (bench/README.md)
 
@@ -34,6 +35,9 @@ install: module userspace
 check:
 	scripts/check.sh
 
+lint:
+	scripts/lint.sh
+
 demo:
 	scripts/demo.sh
 
@@ -46,4 +50,4 @@ clean:
 	$(MAKE) -C selftests clean
 	rm -rf build
 
-.PHONY: all module userspace selftests install check demo bench clean
+.PHONY: all module userspace selftests install check lint demo bench clean

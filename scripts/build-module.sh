@@ -5,6 +5,10 @@
 #
 #   scripts/build-module.sh KVER         -> build/KVER/kestrel.ko
 #   scripts/build-module.sh --dkms KVER  dkms add + build in a throwaway tree
+#   scripts/build-module.sh --out DIR KVER [VAR=VALUE...]
+#                                        -> DIR/kestrel.ko, with these make
+#                                        variables (scripts/lint.sh: W=1,
+#                                        C=2 CHECK=sparse)
 #
 # Each kernel gets its own output directory, so objects built for one kernel
 # never meet another's.  build/KVER/ mirrors the module sources as symlinks
@@ -32,16 +36,20 @@ build_dir=${KESTREL_BUILD_DIR:-$root_dir/build}
 mkdir -p "$build_dir"
 build_dir=$(cd "$build_dir" && pwd)
 
-dkms=0
+dkms=0 out=
 if [ "${1:-}" = --dkms ]; then
 	dkms=1
 	shift
+elif [ "${1:-}" = --out ] && [ $# -ge 2 ]; then
+	out=$2
+	shift 2
 fi
-if [ $# -ne 1 ]; then
-	echo "usage: $0 [--dkms] KVER" >&2
+if [ $# -lt 1 ] || { [ $# -gt 1 ] && [ -z "$out" ]; }; then
+	echo "usage: $0 [--dkms] KVER | --out DIR KVER [VAR=VALUE...]" >&2
 	exit 2
 fi
 kver=$1
+shift
 # The installed headers (/lib/modules/KVER/build), or the linux-headers
 # package unpacked under build/headers/ where installing it would pull in
 # a kernel image (scripts/kernels.sh).
@@ -65,8 +73,9 @@ module_sources() {
 }
 
 if [ $dkms = 0 ]; then
-	out=$build_dir/$kver
+	out=${out:-$build_dir/$kver}
 	mkdir -p "$out"
+	out=$(cd "$out" && pwd)
 	# Links whose file went away, then links for every current file.
 	find "$out" -xtype l -delete
 	module_sources | while IFS= read -r f; do
@@ -77,7 +86,7 @@ if [ $dkms = 0 ]; then
 	# A make that is not ours (we run under `make check`) must not lend us
 	# its jobserver or flags.
 	unset MAKEFLAGS MFLAGS MAKELEVEL
-	make -C "$kdir" M="$out" -j"$(nproc)" modules
+	make -C "$kdir" M="$out" -j"$(nproc)" "$@" modules
 	test -f "$out/kestrel.ko"
 	exit 0
 fi

@@ -20,6 +20,7 @@
 #   KESTREL_KERNELS="v1 v2"   kernels to test (default: scripts/kernels.sh)
 #   KESTREL_SKIP_DEPS=1       do not run scripts/deps.sh
 #   KESTREL_SKIP_DKMS=1       skip the DKMS builds
+#   KESTREL_SKIP_LINT=1       skip scripts/lint.sh (checkpatch, sparse, W=1)
 #   KESTREL_SKIP_USER_BUILD=1 do not run `make userspace` and `make selftests`
 #   KESTREL_TESTS="a_test b"  run only these selftests
 #   KESTREL_TEST_TIMEOUT=300  seconds per selftest program inside the guest
@@ -108,6 +109,17 @@ if ! kernels=$("$scripts/kernels.sh"); then
 	finish
 fi
 echo "kernels: ${kernels//$'\n'/ }"
+
+# `make lint` (scripts/lint.sh), one result per check: a finding fails the
+# run, and the tests still run.
+if [ "${KESTREL_SKIP_LINT:-0}" != 1 ]; then
+	step "lint: checkpatch" "$logs/lint-checkpatch.log" "$scripts/lint.sh" checkpatch || true
+	for kver in $kernels; do
+		step "lint: W=1 $kver" "$logs/lint-w1-$kver.out" "$scripts/lint.sh" w1 "$kver" || true
+		step "lint: sparse $kver" "$logs/lint-sparse-$kver.out" \
+			"$scripts/lint.sh" sparse "$kver" || true
+	done
+fi
 
 if [ "${KESTREL_SKIP_USER_BUILD:-0}" != 1 ]; then
 	# Separately: the selftests must still run when the launcher breaks.
