@@ -419,35 +419,53 @@ enum {
  * are kept as they are.  The kernel is built without a red zone, so the
  * pushes cannot clobber locals.
  */
-#define EMUL_ASM(op, dv, sv, fl)					\
-	asm("push %[f]\n\tpopf\n\t" op "\n\tpushf\n\tpop %[f]"		\
+#define EMUL_ASM(insn, dv, sv, fl)					\
+	asm("push %[f]\n\tpopf\n\t" insn "\n\tpushf\n\tpop %[f]"	\
 	    : [dst] "+r" (dv), [f] "+r" (fl) : [src] "r" (sv) : "cc")
 
-#define EMUL_SIZED(type, op, dv, sv, fl)				\
+/* insn on the low bytes of *dp (zero-extended back) and sv, flags in *flp. */
+#define EMUL_SIZED(type, insn, dp, sv, flp)				\
 	do {								\
-		type __d = (dv), __s = (sv);				\
+		u64 *__p = (dp);					\
+		unsigned long *__f = (flp);				\
+		type __d = *__p, __s = (sv);				\
 									\
-		EMUL_ASM(op, __d, __s, fl);				\
-		(dv) = __d;						\
+		EMUL_ASM(insn, __d, __s, *__f);				\
+		*__p = __d;						\
 	} while (0)
+
+/*
+ * The mnemonic op (a bare token: add, bts, ...) with n operands, 2 (op
+ * src, dst) or 1 (op dst), in the operand size.
+ */
+#define EMUL_FORM_2	" %[src], %[dst]"
+#define EMUL_FORM_1	" %[dst]"
 
 /* Operand sizes 2, 4, 8 (BT* has no byte form). */
-#define EMUL_OP_W(op, size, dv, sv, fl)					\
+#define EMUL_OP_W(op, n, size, dp, sv, flp)				\
 	do {								\
-		if ((size) == 2)					\
-			EMUL_SIZED(u16, op, dv, sv, fl);		\
-		else if ((size) == 4)					\
-			EMUL_SIZED(u32, op, dv, sv, fl);		\
+		int __wsz = (size);					\
+		u64 *__wdp = (dp), __wsv = (sv);			\
+		unsigned long *__wfp = (flp);				\
+									\
+		if (__wsz == 2)						\
+			EMUL_SIZED(u16, #op EMUL_FORM_##n, __wdp, __wsv, __wfp); \
+		else if (__wsz == 4)					\
+			EMUL_SIZED(u32, #op EMUL_FORM_##n, __wdp, __wsv, __wfp); \
 		else							\
-			EMUL_SIZED(u64, op, dv, sv, fl);		\
+			EMUL_SIZED(u64, #op EMUL_FORM_##n, __wdp, __wsv, __wfp); \
 	} while (0)
 
-#define EMUL_OP(op, size, dv, sv, fl)					\
+#define EMUL_OP(op, n, size, dp, sv, flp)				\
 	do {								\
-		if ((size) == 1)					\
-			EMUL_SIZED(u8, op, dv, sv, fl);			\
+		int __bsz = (size);					\
+		u64 *__bdp = (dp), __bsv = (sv);			\
+		unsigned long *__bfp = (flp);				\
+									\
+		if (__bsz == 1)						\
+			EMUL_SIZED(u8, #op EMUL_FORM_##n, __bdp, __bsv, __bfp); \
 		else							\
-			EMUL_OP_W(op, size, dv, sv, fl);		\
+			EMUL_OP_W(op, n, __bsz, __bdp, __bsv, __bfp);	\
 	} while (0)
 
 /* *dst = *dst op src; returns the guest's RFLAGS with the new status flags. */
@@ -459,23 +477,57 @@ static unsigned long emul_alu(int alu, int size, u64 *dst, u64 src,
 	u64 d = *dst;
 
 	switch (alu) {
-	case ALU_ADD:  EMUL_OP("add %[src], %[dst]", size, d, src, fl); break;
-	case ALU_OR:   EMUL_OP("or %[src], %[dst]", size, d, src, fl); break;
-	case ALU_ADC:  EMUL_OP("adc %[src], %[dst]", size, d, src, fl); break;
-	case ALU_SBB:  EMUL_OP("sbb %[src], %[dst]", size, d, src, fl); break;
-	case ALU_AND:  EMUL_OP("and %[src], %[dst]", size, d, src, fl); break;
-	case ALU_SUB:  EMUL_OP("sub %[src], %[dst]", size, d, src, fl); break;
-	case ALU_XOR:  EMUL_OP("xor %[src], %[dst]", size, d, src, fl); break;
-	case ALU_CMP:  EMUL_OP("cmp %[src], %[dst]", size, d, src, fl); break;
-	case ALU_TEST: EMUL_OP("test %[src], %[dst]", size, d, src, fl); break;
-	case ALU_INC:  EMUL_OP("inc %[dst]", size, d, src, fl); break;
-	case ALU_DEC:  EMUL_OP("dec %[dst]", size, d, src, fl); break;
-	case ALU_NOT:  EMUL_OP("not %[dst]", size, d, src, fl); break;
-	case ALU_NEG:  EMUL_OP("neg %[dst]", size, d, src, fl); break;
-	case ALU_BT:   EMUL_OP_W("bt %[src], %[dst]", size, d, src, fl); break;
-	case ALU_BTS:  EMUL_OP_W("bts %[src], %[dst]", size, d, src, fl); break;
-	case ALU_BTR:  EMUL_OP_W("btr %[src], %[dst]", size, d, src, fl); break;
-	case ALU_BTC:  EMUL_OP_W("btc %[src], %[dst]", size, d, src, fl); break;
+	case ALU_ADD:
+		EMUL_OP(add, 2, size, &d, src, &fl);
+		break;
+	case ALU_OR:
+		EMUL_OP(or, 2, size, &d, src, &fl);
+		break;
+	case ALU_ADC:
+		EMUL_OP(adc, 2, size, &d, src, &fl);
+		break;
+	case ALU_SBB:
+		EMUL_OP(sbb, 2, size, &d, src, &fl);
+		break;
+	case ALU_AND:
+		EMUL_OP(and, 2, size, &d, src, &fl);
+		break;
+	case ALU_SUB:
+		EMUL_OP(sub, 2, size, &d, src, &fl);
+		break;
+	case ALU_XOR:
+		EMUL_OP(xor, 2, size, &d, src, &fl);
+		break;
+	case ALU_CMP:
+		EMUL_OP(cmp, 2, size, &d, src, &fl);
+		break;
+	case ALU_TEST:
+		EMUL_OP(test, 2, size, &d, src, &fl);
+		break;
+	case ALU_INC:
+		EMUL_OP(inc, 1, size, &d, src, &fl);
+		break;
+	case ALU_DEC:
+		EMUL_OP(dec, 1, size, &d, src, &fl);
+		break;
+	case ALU_NOT:
+		EMUL_OP(not, 1, size, &d, src, &fl);
+		break;
+	case ALU_NEG:
+		EMUL_OP(neg, 1, size, &d, src, &fl);
+		break;
+	case ALU_BT:
+		EMUL_OP_W(bt, 2, size, &d, src, &fl);
+		break;
+	case ALU_BTS:
+		EMUL_OP_W(bts, 2, size, &d, src, &fl);
+		break;
+	case ALU_BTR:
+		EMUL_OP_W(btr, 2, size, &d, src, &fl);
+		break;
+	case ALU_BTC:
+		EMUL_OP_W(btc, 2, size, &d, src, &fl);
+		break;
 	}
 	*dst = d;
 	return (rflags & ~STATUS_FLAGS) | (fl & STATUS_FLAGS);
@@ -532,7 +584,8 @@ static int emul_classify(const struct kestrel_insn *in, struct emul_op *op)
 			op->alu = ext;
 			op->has_imm = true;
 			op->read = true;
-			op->write = op->lockable = ext != ALU_CMP;
+			op->write = ext != ALU_CMP;
+			op->lockable = op->write;
 			break;
 		case 0x84: case 0x85:
 			op->kind = EK_ALU;
@@ -541,7 +594,9 @@ static int emul_classify(const struct kestrel_insn *in, struct emul_op *op)
 			break;
 		case 0x86: case 0x87:	/* locked even without the prefix */
 			op->kind = EK_XCHG;
-			op->read = op->write = op->lockable = true;
+			op->read = true;
+			op->write = true;
+			op->lockable = true;
 			break;
 		case 0x88: case 0x89: case 0xa2: case 0xa3:
 			op->kind = EK_STORE;
@@ -549,7 +604,8 @@ static int emul_classify(const struct kestrel_insn *in, struct emul_op *op)
 			break;
 		case 0xc6: case 0xc7:
 			op->kind = EK_STORE;
-			op->write = op->has_imm = true;
+			op->write = true;
+			op->has_imm = true;
 			break;
 		case 0x8a: case 0x8b: case 0xa0: case 0xa1:
 			op->kind = EK_LOAD;
@@ -563,13 +619,16 @@ static int emul_classify(const struct kestrel_insn *in, struct emul_op *op)
 				op->has_imm = true;
 			} else {
 				op->alu = ext == 2 ? ALU_NOT : ALU_NEG;
-				op->write = op->lockable = true;
+				op->write = true;
+				op->lockable = true;
 			}
 			break;
 		case 0xfe: case 0xff:	/* decode.c took /0, /1 */
 			op->kind = EK_ALU;
 			op->alu = ext ? ALU_DEC : ALU_INC;
-			op->read = op->write = op->lockable = true;
+			op->read = true;
+			op->write = true;
+			op->lockable = true;
 			break;
 		case 0xa4: case 0xa5:
 			op->kind = EK_MOVS;
@@ -595,13 +654,16 @@ static int emul_classify(const struct kestrel_insn *in, struct emul_op *op)
 			op->kind = EK_BT;
 			op->alu = ALU_BT + ((in->opcode >> 3) & 3);
 			op->read = true;
-			op->write = op->lockable = op->alu != ALU_BT;
+			op->write = op->alu != ALU_BT;
+			op->lockable = op->write;
 			break;
 		case 0xba:		/* decode.c took /4-/7 */
 			op->kind = EK_BT;
 			op->alu = ALU_BT + ext - 4;
-			op->has_imm = op->read = true;
-			op->write = op->lockable = op->alu != ALU_BT;
+			op->has_imm = true;
+			op->read = true;
+			op->write = op->alu != ALU_BT;
+			op->lockable = op->write;
 			break;
 		default:
 			return -EINVAL;
@@ -769,14 +831,28 @@ static int emul_src_seg(const u8 *b, int n)
 
 	for (i = 0; i < n; i++) {
 		switch (b[i]) {
-		case 0x26: seg = KSEG_ES; break;
-		case 0x2e: seg = KSEG_CS; break;
-		case 0x36: seg = KSEG_SS; break;
-		case 0x3e: seg = KSEG_DS; break;
-		case 0x64: seg = KSEG_FS; break;
-		case 0x65: seg = KSEG_GS; break;
-		case 0x66: case 0x67: case 0xf0: case 0xf2: case 0xf3: break;
-		default: return seg;
+		case 0x26:
+			seg = KSEG_ES;
+			break;
+		case 0x2e:
+			seg = KSEG_CS;
+			break;
+		case 0x36:
+			seg = KSEG_SS;
+			break;
+		case 0x3e:
+			seg = KSEG_DS;
+			break;
+		case 0x64:
+			seg = KSEG_FS;
+			break;
+		case 0x65:
+			seg = KSEG_GS;
+			break;
+		case 0x66: case 0x67: case 0xf0: case 0xf2: case 0xf3:
+			break;
+		default:
+			return seg;
 		}
 	}
 	return seg;
