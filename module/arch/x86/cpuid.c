@@ -15,8 +15,8 @@
 
 #include "x86.h"
 
-bool kestrel_host_has_nx, kestrel_host_has_fsgsbase,
-     kestrel_host_has_smep, kestrel_host_has_smap;
+bool kestrel_host_has_nx, kestrel_host_has_fsgsbase;
+bool kestrel_host_has_smep, kestrel_host_has_smap;
 unsigned int kestrel_host_phys_bits;
 
 static struct kestrel_cpuid_entry *supported;
@@ -24,7 +24,8 @@ static int nr_supported;
 
 /* Leaf 1 EDX: FPU VME DE PSE TSC MSR PAE MCE CX8 APIC SEP MTRR PGE CMOV
  * PAT PSE36 CLFSH MMX FXSR SSE SSE2.  Not: MCA, HTT, ACPI, TM, PBE.  The
- * APIC bit follows APIC_BASE.EN at run time (kestrel_cpuid_emulate). */
+ * APIC bit follows APIC_BASE.EN at run time (kestrel_cpuid_emulate).
+ */
 #define LEAF1_EDX	0x078bbbffU
 #define LEAF1_EDX_APIC	BIT(9)
 /* Emulated in software (lapic.c, msr.c): offered whatever the host has. */
@@ -33,7 +34,8 @@ static int nr_supported;
 /* Leaf 1 ECX: SSE3 PCLMULQDQ SSSE3 CX16 SSE4.1 SSE4.2 x2APIC MOVBE POPCNT
  * TSC-deadline AES RDRAND (x2APIC, TSC-deadline: lapic.c).  Not: MONITOR,
  * VMX, SMX, PCID.  The XSAVE family (LEAF1_ECX_AVX) needs fpu.c's XCR0;
- * OSXSAVE mirrors the guest's CR4 at run time. */
+ * OSXSAVE mirrors the guest's CR4 at run time.
+ */
 #define LEAF1_ECX	0x43f82203U
 #define LEAF1_ECX_OSXSAVE	BIT(27)
 /* FMA, XSAVE, AVX, F16C: only with YMM state in the guest's XCR0. */
@@ -49,7 +51,8 @@ static int nr_supported;
 /* 0x80000001 ECX: LAHF/SAHF, ABM, SSE4A, MisAlignSSE, 3DNowPrefetch. */
 #define EXT1_ECX	0x000001e1U
 /* 0x80000001 EDX: leaf-1 mirrors, SYSCALL, NX, MMXEXT, 1G pages, LM,
- * 3DNow!.  Not: RDTSCP (TSC_AUX not virtualized), FFXSR. */
+ * 3DNow!.  Not: RDTSCP (TSC_AUX not virtualized), FFXSR.
+ */
 #define EXT1_EDX	((LEAF1_EDX & 0x0183f3ffU) | 0xe4500800U)
 
 #define SIG_EBX		0x7473654b	/* "Kest" */
