@@ -95,11 +95,21 @@ int kestrel_decode(const u8 *b, int avail, int mode_bits,
 	/* Legacy prefixes, at most 14 before the opcode. */
 	for (; i < avail && i < 14; i++) {
 		switch (b[i]) {
-		case 0x66: insn->opsize = true; continue;
-		case 0x67: insn->adsize = true; continue;
-		case 0xf3: insn->rep = true; continue;
-		case 0xf2: insn->repne = true; continue;
-		case 0xf0: insn->lock = true; continue;
+		case 0x66:
+			insn->opsize = true;
+			continue;
+		case 0x67:
+			insn->adsize = true;
+			continue;
+		case 0xf3:
+			insn->rep = true;
+			continue;
+		case 0xf2:
+			insn->repne = true;
+			continue;
+		case 0xf0:
+			insn->lock = true;
+			continue;
 		case 0x26: case 0x2e: case 0x36: case 0x3e:
 		case 0x64: case 0x65:
 			continue;
