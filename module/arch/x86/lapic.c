@@ -261,6 +261,7 @@ static int lapic_deliver(struct kestrel_vm *vm, struct kestrel_lapic *from,
 		return 1;
 	}
 	for (i = 0; i < KESTREL_MAX_VCPUS; i++) {
+		/* Pairs with the release that publishes it (vcpu.c). */
 		struct kestrel_vcpu *v = smp_load_acquire(&vm->vcpus[i]);
 		struct kestrel_lapic *l = v ? v->arch.lapic : NULL;
 		bool hit;
