@@ -203,11 +203,11 @@ int kestrel_msr_set(struct kestrel_vcpu *vcpu, u32 msr, u64 val)
 		m->mtrr_deftype = val;
 		return 0;
 	case KMSR_MTRR_VAR_BASE ... KMSR_MTRR_VAR_BASE + 2 * MTRR_NR_VAR - 1:
+		if (!(msr & 1) && !mtrr_type_ok(val))
+			return -1;
 		rsvd = guest_pa_reserved(vcpu);
 		if (msr & 1)		/* PHYSMASK: 10:0 reserved, 11 valid */
 			rsvd |= GENMASK_ULL(10, 0);
-		else if (!mtrr_type_ok(val))
-			return -1;
 		else			/* PHYSBASE: 7:0 type, 11:8 reserved */
 			rsvd |= GENMASK_ULL(11, 8);
 		if (val & rsvd)
