@@ -71,10 +71,12 @@ static void pvclock_publish(struct kestrel_vcpu *vcpu, u64 gpa, u32 *version,
 	v = (v + 1) | 1;
 	if (kestrel_write_guest(vm, gpa, &v, sizeof(v)))
 		return;
+	/* The odd version before the data: the guest reads them in reverse. */
 	smp_wmb();
 	if (kestrel_write_guest(vm, gpa + sizeof(v), (u8 *)data + sizeof(v),
 				len - sizeof(v)))
 		return;
+	/* The data before the even version. */
 	smp_wmb();
 	v++;
 	kestrel_write_guest(vm, gpa, &v, sizeof(v));
