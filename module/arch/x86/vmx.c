@@ -48,6 +48,7 @@ static_assert(VMCS_HOST_RSP == 0x6c14);
 static const u32 vmx_switched_msrs[] = {
 	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK, MSR_KERNEL_GS_BASE,
 };
+
 #define VMX_NR_SWITCHED		ARRAY_SIZE(vmx_switched_msrs)
 #define VMX_SW_KGS		4	/* index of MSR_KERNEL_GS_BASE */
 #define VMX_HOST_AREA		(PAGE_SIZE / 2)	/* offset in the MSR page */
@@ -521,6 +522,7 @@ static void vmx_clear_ipi(void *info)
 /* Clear the VMCS wherever it is active.  Preemption disabled. */
 static void vmx_clear_anywhere(struct vmx_vcpu *sv)
 {
+	/* Pairs with the release in vmx_clear_local(). */
 	int old = smp_load_acquire(&sv->cpu);
 
 	if (old == smp_processor_id()) {
@@ -545,6 +547,7 @@ static void vmx_load(struct vmx_vcpu *sv)
 	int cpu = smp_processor_id();
 	unsigned long flags;
 
+	/* Pairs with the release in vmx_clear_local(). */
 	if (smp_load_acquire(&sv->cpu) != cpu) {
 		vmx_clear_anywhere(sv);
 		local_irq_save(flags);
@@ -971,14 +974,13 @@ static void vmx_set_sregs(struct kestrel_vcpu *vcpu,
 
 static u64 vmx_get_cr(struct kestrel_vcpu *vcpu, int cr)
 {
-	struct vmx_vcpu *sv;
 	u64 val = 0;
 
 	if (cr == 2)
 		return to_vmx(vcpu)->cr2;
 	if (cr == 8)
 		return vmx_get_cr8(to_vmx(vcpu));
-	sv = vmx_get(vcpu);
+	vmx_get(vcpu);
 	switch (cr) {
 	case 0:
 		val = vmx_read_cr0();
@@ -1223,7 +1225,7 @@ static void vmx_complete_event(struct vmx_vcpu *sv, u32 idt_info)
  * over the instruction (X86_EXIT_SKIP).
  */
 static enum kestrel_x86_exit_reason vmx_emulate_cr0(struct kestrel_vcpu *vcpu,
-						     unsigned long val)
+						    unsigned long val)
 {
 	unsigned long old = vmx_read_cr0();
 	u64 efer = vmcs_read(VMCS_GUEST_EFER);
@@ -1252,7 +1254,7 @@ static enum kestrel_x86_exit_reason vmx_emulate_cr0(struct kestrel_vcpu *vcpu,
 }
 
 static enum kestrel_x86_exit_reason vmx_cr_access(struct kestrel_vcpu *vcpu,
-						   struct vmx_vcpu *sv, u64 qual)
+						  struct vmx_vcpu *sv, u64 qual)
 {
 	unsigned long *gpr = &vcpu->arch.regs[VMX_CR_QUAL_GPR(qual)];
 	int cr = VMX_CR_QUAL_CR(qual), type = VMX_CR_QUAL_TYPE(qual);
