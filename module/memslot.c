@@ -242,7 +242,7 @@ int kestrel_get_dirty_log(struct kestrel_vm *vm,
 		goto out;
 	}
 	words = DIV_ROUND_UP(slot->size >> PAGE_SHIFT, 64);
-	snap = kvzalloc(words * sizeof(u64), GFP_KERNEL_ACCOUNT);
+	snap = kvcalloc(words, sizeof(u64), GFP_KERNEL_ACCOUNT);
 	if (!snap) {
 		r = -ENOMEM;
 		goto out;
