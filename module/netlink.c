@@ -115,6 +115,7 @@ static struct kestrel_vcpu *kestrel_nl_vcpu(struct kestrel_vm *vm,
 					    unsigned int i)
 {
 	lockdep_assert_held(&kestrel_vms_lock);
+	/* Pairs with the release that publishes it (vcpu.c). */
 	return smp_load_acquire(&vm->vcpus[i]);
 }
 
