@@ -228,6 +228,7 @@ int kestrel_create_vcpu(struct kestrel_vm *vm, unsigned long id)
 		goto err_unlock;
 	}
 	vm->nr_vcpus++;
+	/* The vCPU, whole, before it can be seen (lock-free readers acquire). */
 	smp_store_release(&vm->vcpus[id], vcpu);
 	mutex_unlock(&vm->lock);
 	return fd;
