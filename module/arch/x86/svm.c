@@ -144,7 +144,8 @@ err:
 		__free_pages(iopm_pages, SVM_IOPM_ORDER);
 	if (msrpm_pages)
 		__free_pages(msrpm_pages, SVM_MSRPM_ORDER);
-	iopm_pages = msrpm_pages = NULL;
+	iopm_pages = NULL;
+	msrpm_pages = NULL;
 	svm_free_cpus();
 	return -ENOMEM;
 }
@@ -269,7 +270,10 @@ static void svm_vcpu_reset(struct kestrel_vcpu *vcpu)
 	memset(s, 0, sizeof(*s));
 	svm_set_vmcb_seg(&s->cs, 0xf000, 0xffff0000, 0xffff, 0x9b);
 	svm_set_vmcb_seg(&s->ds, 0, 0, 0xffff, 0x93);
-	s->es = s->ss = s->fs = s->gs = s->ds;
+	s->es = s->ds;
+	s->ss = s->ds;
+	s->fs = s->ds;
+	s->gs = s->ds;
 	svm_set_vmcb_seg(&s->gdtr, 0, 0, 0xffff, 0);
 	s->idtr = s->gdtr;
 	svm_set_vmcb_seg(&s->ldtr, 0, 0, 0xffff, 0x82);
