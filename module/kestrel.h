@@ -75,7 +75,7 @@ struct kestrel_vm {
 	 * the invalidation state below.
 	 */
 	struct mutex		slots_lock;
-	spinlock_t		mmu_lock;
+	spinlock_t		mmu_lock;	/* nests inside slots_lock */
 	struct kestrel_memslot	*slots;		/* KESTREL_NR_MEMSLOTS */
 	u16			*by_gpa;	/* live slots, sorted by gpa */
 	unsigned int		nr_live_slots;
@@ -148,8 +148,12 @@ struct kestrel_vcpu {
 extern struct list_head kestrel_vms;
 extern struct mutex kestrel_vms_lock;
 
-#define kestrel_stat_inc(vcpu, field) \
-	WRITE_ONCE((vcpu)->stats.field, (vcpu)->stats.field + 1)
+#define kestrel_stat_inc(vcpu, field)					\
+	do {								\
+		__auto_type __stat = &(vcpu)->stats.field;		\
+									\
+		WRITE_ONCE(*__stat, *__stat + 1);			\
+	} while (0)
 
 /* main.c */
 int kestrel_virt_get(void);

@@ -20,6 +20,7 @@
 #include "kestrel.h"
 
 LIST_HEAD(kestrel_vms);
+/* Guards kestrel_vms; kestrel.h says what it nests outside of. */
 DEFINE_MUTEX(kestrel_vms_lock);
 static DEFINE_IDA(kestrel_vm_ida);
 

@@ -208,6 +208,7 @@ struct kestrel_insn {
 	s64	imm;		/* sign-extended immediate */
 	bool	opsize, adsize, rep, repne, lock;
 };
+
 int kestrel_decode(const u8 *bytes, int avail, int mode_bits,
 		   struct kestrel_insn *insn);
 
