@@ -121,6 +121,7 @@ struct kestrel_msi {
 	__u32 flags;		/* none defined: must be 0 */
 	__u8  reserved[16];	/* must be 0 */
 };
+
 #define KESTREL_SIGNAL_MSI		_IOW(KESTREL_IO, 0x15, struct kestrel_msi)
 
 /*
@@ -207,6 +208,7 @@ struct kestrel_mp_state {
 	__u32 state;
 	__u32 reserved;		/* must be 0 */
 };
+
 #define KESTREL_GET_MP_STATE	_IOR(KESTREL_IO, 0x27, struct kestrel_mp_state)
 #define KESTREL_SET_MP_STATE	_IOW(KESTREL_IO, 0x28, struct kestrel_mp_state)
 
@@ -230,7 +232,8 @@ struct kestrel_mp_state {
 #define KESTREL_EXIT_IO_OUT		1
 
 /* run->internal.suberror */
-#define KESTREL_INTERNAL_UNHANDLED_EXIT	1	/* data: raw exit code, info1, info2, rip, int_info */
+/* data: raw exit code, info1, info2, rip, int_info */
+#define KESTREL_INTERNAL_UNHANDLED_EXIT	1
 #define KESTREL_INTERNAL_DECODE		2	/* data: rip, linear rip, bytes 0-7, bytes 8-15 */
 #define KESTREL_INTERNAL_UNMAPPED_GPA	3	/* data: gpa, fault code, rip */
 #define KESTREL_INTERNAL_EVENT_DELIVERY	4	/* data: raw exit code, int_info, rip */
