@@ -26,6 +26,8 @@ struct kestrel_memslot *kestrel_gpa_to_slot(struct kestrel_vm *vm, u64 gpa)
 {
 	unsigned int lo = 0, hi = vm->nr_live_slots;
 
+	lockdep_assert(lockdep_is_held(&vm->mmu_lock) ||
+		       lockdep_is_held(&vm->slots_lock));
 	while (lo < hi) {
 		unsigned int mid = (lo + hi) / 2;
 		struct kestrel_memslot *s = &vm->slots[vm->by_gpa[mid]];
@@ -45,6 +47,8 @@ static void kestrel_slots_resort(struct kestrel_vm *vm)
 {
 	unsigned int i, j, n = 0;
 
+	lockdep_assert_held(&vm->slots_lock);
+	lockdep_assert_held(&vm->mmu_lock);
 	for (i = 0; i < KESTREL_NR_MEMSLOTS; i++)
 		if (vm->slots[i].size)
 			vm->by_gpa[n++] = i;
@@ -374,6 +378,7 @@ static bool kestrel_for_hva_range(struct kestrel_vm *vm, unsigned long start,
 	bool ret = false;
 	unsigned int i;
 
+	lockdep_assert_held(&vm->mmu_lock);
 	for (i = 0; i < vm->nr_live_slots; i++) {
 		struct kestrel_memslot *s = &vm->slots[vm->by_gpa[i]];
 		unsigned long lo = max(start, s->hva);
