@@ -67,6 +67,7 @@ phys_addr_t kestrel_npt_root_pa(struct kestrel_vm *vm)
 
 void kestrel_arch_mapping_counts(struct kestrel_vm *vm, u64 *n4k, u64 *n2m)
 {
+	lockdep_assert_held(&vm->mmu_lock);
 	*n4k = vm->arch.mapped_4k;
 	*n2m = vm->arch.mapped_2m;
 }
@@ -225,6 +226,7 @@ static bool npt_can_map_large(struct kestrel_vm *vm, struct kestrel_memslot *s,
 {
 	u64 base = gpa & ~(SZ_2M - 1);
 
+	lockdep_assert_held(&vm->mmu_lock);
 	if (s->dirty || base < s->gpa || base + SZ_2M > s->gpa + s->size)
 		return false;
 	if ((gpa ^ hva) & (SZ_2M - 1))
@@ -411,6 +413,7 @@ static u64 npt_zap_fn(struct kestrel_vm *vm, u64 entry, int level, void *arg)
 
 bool kestrel_arch_unmap_range(struct kestrel_vm *vm, u64 gpa, u64 size)
 {
+	lockdep_assert_held(&vm->mmu_lock);
 	return npt_range(vm, gpa, size, npt_zap_fn, NULL);
 }
 
@@ -430,6 +433,7 @@ bool kestrel_arch_wrprotect_pages(struct kestrel_vm *vm, u64 gpa, u64 mask)
 {
 	bool changed = false;
 
+	lockdep_assert_held(&vm->mmu_lock);
 	while (mask) {
 		int n = __ffs64(mask);
 
@@ -467,6 +471,7 @@ bool kestrel_arch_age_range(struct kestrel_vm *vm, u64 gpa, u64 size,
 {
 	struct npt_age_arg a = { .clear = clear };
 
+	lockdep_assert_held(&vm->mmu_lock);
 	npt_range(vm, gpa, size, npt_age_fn, &a);
 	return a.young;
 }
