@@ -96,6 +96,7 @@ static struct nlattr **kestrel_nl_dump_attrs(struct netlink_callback *cb)
 /* A VM whose last reference is gone waits for the lock to unlink itself. */
 static bool kestrel_nl_vm_dying(struct kestrel_vm *vm)
 {
+	lockdep_assert_held(&kestrel_vms_lock);
 	return kref_read(&vm->ref) == 0;
 }
 
@@ -124,6 +125,7 @@ static void kestrel_nl_add_counts(struct kestrel_nl_counts *c,
 {
 	unsigned int i;
 
+	lockdep_assert_held(&kestrel_vms_lock);
 	for (i = 0; i < KESTREL_ARCH_NR_EXITS; i++)
 		c->exits[i] += READ_ONCE(vcpu->stats.exits[i]);
 	c->injected += READ_ONCE(vcpu->stats.injected);
@@ -132,6 +134,7 @@ static void kestrel_nl_add_counts(struct kestrel_nl_counts *c,
 
 static u32 kestrel_nl_vcpu_state(struct kestrel_vcpu *vcpu)
 {
+	lockdep_assert_held(&kestrel_vms_lock);
 	switch (READ_ONCE(vcpu->state)) {
 	case KESTREL_VCPU_RUNNING:
 		return KESTREL_NL_VCPU_STATE_RUNNING;
