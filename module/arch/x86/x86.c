@@ -89,11 +89,13 @@ void kestrel_arch_exit(void)
 
 int kestrel_arch_cpu_enable(void)
 {
+	lockdep_assert_irqs_disabled();
 	return kestrel_backend->cpu_enable();
 }
 
 void kestrel_arch_cpu_disable(void)
 {
+	lockdep_assert_irqs_disabled();
 	kestrel_backend->cpu_disable();
 }
 
@@ -245,6 +247,7 @@ err:
 /* A racing KESTREL_CREATE_IRQCHIP must not leave a vCPU without APIC. */
 bool kestrel_arch_vcpu_fits_vm(struct kestrel_vcpu *vcpu)
 {
+	lockdep_assert_held(&vcpu->vm->lock);
 	return vcpu->vm->arch.irqchip == !!vcpu->arch.lapic;
 }
 
@@ -1089,6 +1092,7 @@ bool kestrel_arch_vcpu_wakeup_pending(struct kestrel_vcpu *vcpu)
 /* Interrupts off, vcpu->mode is IN_GUEST: did one arrive since? */
 bool kestrel_x86_cancel_entry(struct kestrel_vcpu *vcpu)
 {
+	lockdep_assert_irqs_disabled();
 	return kestrel_lapic_has_new_irq(vcpu);
 }
 
@@ -1108,7 +1112,11 @@ int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu)
 	/* The guest's FPU state and XCR0 are in the CPU only while it runs. */
 	kestrel_fpu_load(vcpu);
 	t0 = local_clock();
+	/* The backend's run contract (x86.h), both ways. */
+	lockdep_assert_preemption_disabled();
+	lockdep_assert_irqs_enabled();
 	kestrel_backend->run(vcpu, &exit);
+	lockdep_assert_irqs_enabled();
 	WRITE_ONCE(vcpu->stats.guest_ns,
 		   vcpu->stats.guest_ns + local_clock() - t0);
 	kestrel_fpu_put(vcpu);

@@ -50,6 +50,14 @@ enum kestrel_seg {
 	KSEG_ES, KSEG_CS, KSEG_SS, KSEG_DS, KSEG_FS, KSEG_GS, KSEG_TR, KSEG_LDTR,
 };
 
+/*
+ * What the callers guarantee, and lockdep checks: cpu_enable and
+ * cpu_disable run on the CPU concerned with interrupts off; the npt_*
+ * formatters under vm->mmu_lock (they must not sleep); run as it says
+ * below.  Every other op is called from process context, where it may
+ * be preempted (a backend that needs a CPU, as VMX does for its VMCS,
+ * disables preemption itself).
+ */
 struct kestrel_backend_ops {
 	const char *name;
 	u32	backend_id;			/* KESTREL_BACKEND_* */
@@ -109,12 +117,16 @@ struct kestrel_backend_ops {
 
 	/*
 	 * Enter the guest once with the registers in vcpu->arch, deliver a
-	 * pending exception, and describe the exit.  Called with preemption
-	 * enabled; the backend disables what it must around entry.  With
-	 * interrupts off and vcpu->mode set to KESTREL_IN_GUEST, it calls
-	 * kestrel_x86_cancel_entry() and, if that says so, returns
-	 * X86_EXIT_NONE without entering: an interrupt arrived since the
-	 * injection decision, and a kick seeing OUTSIDE_GUEST sent no IPI.
+	 * pending exception, and describe the exit.  Called on the vCPU's
+	 * thread with preemption disabled (x86.c holds the FPU: from
+	 * kestrel_fpu_load(), whose kernel_fpu_begin() disables preemption,
+	 * to kestrel_fpu_put()) and interrupts enabled, so it must not sleep;
+	 * it returns with interrupts enabled.  It disables interrupts around
+	 * entry itself: with them off and vcpu->mode set to
+	 * KESTREL_IN_GUEST, it calls kestrel_x86_cancel_entry() and, if that
+	 * says so, returns X86_EXIT_NONE without entering: an interrupt
+	 * arrived since the injection decision, and a kick seeing
+	 * OUTSIDE_GUEST sent no IPI.
 	 */
 	void	(*run)(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit);
 };

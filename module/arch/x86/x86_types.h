@@ -47,8 +47,9 @@ enum kestrel_reg {
 
 struct kestrel_arch_vm {
 	/*
-	 * Set once, under vm->lock, before any vCPU exists (irqchip) or at
-	 * any time (msr_policy); read without locks by vCPU threads.
+	 * irqchip is set once, under vm->lock, before any vCPU exists;
+	 * msr_policy at any time, without a lock (one WRITE_ONCE).  vCPU
+	 * threads read both without locks.
 	 */
 	bool		irqchip;	/* KESTREL_CREATE_IRQCHIP done */
 	u8		msr_policy;	/* KESTREL_MSR_POLICY_* */
