@@ -673,7 +673,7 @@ static void svm_describe_exit(struct kestrel_vcpu *vcpu, struct vmcb_k *vmcb,
 	}
 }
 
-/* Called with preemption disabled (x86.c holds the FPU). */
+/* Preemption disabled (x86.c holds the FPU), interrupts on: x86.h. */
 static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 {
 	struct svm_vcpu *sv = to_svm(vcpu);
@@ -682,6 +682,8 @@ static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 	struct svm_cpu *sd;
 	int cpu, gen;
 
+	lockdep_assert_preemption_disabled();
+	lockdep_assert_irqs_enabled();
 	if (!svm_in_shadow(vcpu, vmcb))
 		vmcb->control.int_state &= ~SVM_INT_STATE_SHADOW;
 	vmcb->save.rax = a->regs[KREG_RAX];
