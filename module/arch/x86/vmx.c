@@ -501,6 +501,8 @@ static void vmx_clear_local(struct vmx_vcpu *sv)
 {
 	struct vmx_cpu *vc = this_cpu_ptr(vmx_cpus);
 
+	lockdep_assert_irqs_disabled();
+	lockdep_assert(READ_ONCE(sv->cpu) == smp_processor_id());
 	vmcs_clear(sv->vmcs_pa);
 	list_del(&sv->loaded_node);
 	if (vc->current_vmcs == sv)
@@ -525,6 +527,7 @@ static void vmx_clear_anywhere(struct vmx_vcpu *sv)
 	/* Pairs with the release in vmx_clear_local(). */
 	int old = smp_load_acquire(&sv->cpu);
 
+	lockdep_assert_preemption_disabled();
 	if (old == smp_processor_id()) {
 		local_irq_disable();
 		vmx_clear_local(sv);
@@ -547,6 +550,8 @@ static void vmx_load(struct vmx_vcpu *sv)
 	int cpu = smp_processor_id();
 	unsigned long flags;
 
+	lockdep_assert_preemption_disabled();
+	lockdep_assert_irqs_enabled();
 	/* Pairs with the release in vmx_clear_local(). */
 	if (smp_load_acquire(&sv->cpu) != cpu) {
 		vmx_clear_anywhere(sv);
@@ -1492,7 +1497,7 @@ static void vmx_restore_host(struct vmx_vcpu *sv, struct vmx_host_segs *h,
 		hw_breakpoint_restore();
 }
 
-/* Called with preemption disabled (x86.c holds the FPU). */
+/* Preemption disabled (x86.c holds the FPU), interrupts on: x86.h. */
 static void vmx_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 {
 	struct vmx_vcpu *sv = to_vmx(vcpu);
@@ -1501,6 +1506,8 @@ static void vmx_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 	u32 reason = 0, intr_info = 0, idt_info, intr_state;
 	int cpu = smp_processor_id(), gen, r;
 
+	lockdep_assert_preemption_disabled();
+	lockdep_assert_irqs_enabled();
 	vmx_load(sv);
 	if (sv->host_cpu != cpu)
 		vmx_set_host_cpu_state(sv, cpu);
