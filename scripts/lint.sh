@@ -74,6 +74,7 @@ checkpatch() {
 		return
 	fi
 	cp=$src/scripts/checkpatch.pl
+	export KESTREL_LINT_CP="$tmp/cp"
 	# A tree of links: module/ as it is, uapi/ as include/uapi/.
 	mkdir -p "$tmp/tree/include"
 	ln -s "$root_dir/module" "$tmp/tree/module"
@@ -81,12 +82,16 @@ checkpatch() {
 	lint_files | sed 's|^uapi/|include/uapi/|' > "$tmp/files"
 	nfiles=$(grep -c . "$tmp/files")
 	# Two files per run, as many runs as CPUs: it is perl, and slow.
+	# Each run writes its own file, so that lines never interleave.
 	# checkpatch exits 1 on any message; the messages are the judge.
-	(cd "$tmp/tree" && xargs -n 2 -P "$(nproc)" "$cp" --strict --no-tree \
-		--quiet --terse --no-summary --show-types --color=never -f \
-		< "$tmp/files" > "$tmp/out" 2>&1) || true
-	sed 's|^include/uapi/|uapi/|' "$tmp/out" | LC_ALL=C sort -t: -k1,1 -k2,2n \
-		> "$tmp/findings"
+	mkdir "$tmp/cp"
+	# shellcheck disable=SC2016 # $0, $$ and $@ are the inner shell's
+	(cd "$tmp/tree" && xargs -n 2 -P "$(nproc)" sh -c \
+		'"$0" --strict --no-tree --quiet --terse --no-summary --show-types \
+		--color=never -f "$@" > "$KESTREL_LINT_CP/$$" 2>&1; exit 0' "$cp" \
+		< "$tmp/files") || echo "checkpatch.pl did not run" > "$tmp/cp/failed"
+	cat "$tmp/cp"/* | sed 's|^include/uapi/|uapi/|' |
+		LC_ALL=C sort -t: -k1,1 -k2,2n > "$tmp/findings"
 	report "$label" "$tmp/findings" "$nfiles files"
 }
 
