@@ -655,7 +655,12 @@ static enum test_result kick_round(bool dirty, int round)
 	counter = dirty ? (volatile uint64_t *)k->mem + 1 : REC(&k->vm, 0) + 1;
 	for (i = 0; i < 2000 && !*counter; i++)
 		msleep(1);
-	CHECK(*counter);
+	if (!*counter) {
+		diag("vCPU 0 never ran its loop");
+		pthread_join(ct, NULL);
+		stop_runners(k, atomic_load(&k->created));
+		return TEST_FAIL;
+	}
 
 	if (!dirty) {
 		mr.memory_size = 0;
