@@ -24,6 +24,7 @@
 #include <linux/mmu_notifier.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>
+#include <linux/srcu.h>
 #include <linux/kestrel.h>
 
 #include "arch.h"
@@ -37,17 +38,44 @@
 #define kestrel_info(fmt, ...)	pr_info("kestrel: " fmt, ##__VA_ARGS__)
 
 /*
- * A guest-physical range backed by the VM owner's memory.  Fields change
- * only with both vm->slots_lock and vm->mmu_lock held, so either lock is
- * enough to read them.
+ * A guest-physical range backed by the VM owner's memory.
+ *
+ * Locking, per field: (s) vm->slots_lock, (m) vm->mmu_lock.  "s+m":
+ * written only with both held, so either is enough to read it.
+ *
+ * The slot-change rule.  A nested fault samples the slot under mmu_lock,
+ * drops the lock to get the page from the host memory manager (which may
+ * sleep for as long as the owner likes: userfaultfd), and installs under
+ * mmu_lock again.  So every change that alters what a fault may install
+ * -- delete, move, READONLY on or off, logging on or off -- is made the
+ * way the MMU notifier makes its changes: under mmu_lock, inside
+ * mmu_invalidating++ ... mmu_seq++, mmu_invalidating-- (see
+ * kestrel_slots_change_begin/end() in memslot.c), with the translations
+ * the change forbids removed and flushed inside that window, before
+ * mmu_lock is dropped.  And the fault path installs only if mmu_seq is
+ * what it sampled together with the slot, no invalidation is in
+ * progress, and the slot it finds is the same slot with the same hva,
+ * flags and logging state; otherwise the guest simply faults again.
+ * Copies made on the guest's behalf (kestrel_write_guest) are SRCU
+ * readers of vm->srcu: a change that may forbid a write waits for them.
+ * Only the dirty bits change outside that rule: set under mmu_lock by
+ * the fault path and kestrel_write_guest, taken under mmu_lock by
+ * KESTREL_GET_DIRTY_LOG.
  */
 struct kestrel_memslot {
-	u64 gpa;		/* page aligned */
-	u64 size;		/* bytes, page aligned; 0: slot unused */
-	unsigned long hva;	/* userspace address of gpa */
-	u32 flags;		/* KESTREL_MEM_* */
-	unsigned long *dirty;	/* a bit per page, when logging */
+	u64 gpa;		/* s+m: page aligned */
+	u64 size;		/* s+m: bytes, page aligned; 0: slot unused */
+	unsigned long hva;	/* s+m: userspace address of gpa */
+	u32 flags;		/* s+m: KESTREL_MEM_* */
+	unsigned long *dirty;	/* s+m: a bit per page, when logging; bits: m */
 };
+
+/*
+ * A slot's pages, at most: as KVM's KVM_MEM_MAX_NR_PAGES, so that a dirty
+ * bitmap (a bit per page) stays far below INT_MAX bytes and bit numbers
+ * fit an int.
+ */
+#define KESTREL_MEM_MAX_PAGES	((1UL << 31) - 1)
 
 struct kestrel_vm {
 	struct kref		ref;		/* VM fd and each vCPU hold one */
@@ -62,7 +90,10 @@ struct kestrel_vm {
 	/*
 	 * vm->lock serialises vCPU creation.  vcpus[] entries are published
 	 * once (smp_store_release) and freed only with the VM, so readers
-	 * may use smp_load_acquire() without the lock.
+	 * may use smp_load_acquire() without the lock.  A vCPU is published
+	 * before its fd exists, so no thread can run a vCPU that
+	 * kestrel_vm_kick_all() does not see.  nr_vcpus: written under
+	 * vm->lock (WRITE_ONCE), read under it or with READ_ONCE.
 	 */
 	struct mutex		lock;
 	struct kestrel_vcpu	*vcpus[KESTREL_MAX_VCPUS];
@@ -82,6 +113,7 @@ struct kestrel_vm {
 	struct mmu_notifier	mmu_notifier;
 	unsigned long		mmu_seq;	/* bumped when one ends */
 	long			mmu_invalidating; /* in progress now */
+	struct srcu_struct	srcu;		/* kestrel_write_guest's copies */
 	u64			nested_faults;
 	u64			invalidations;
 

@@ -28,6 +28,7 @@ struct kestrel_memslot *kestrel_gpa_to_slot(struct kestrel_vm *vm, u64 gpa)
 
 	lockdep_assert(lockdep_is_held(&vm->mmu_lock) ||
 		       lockdep_is_held(&vm->slots_lock));
+
 	while (lo < hi) {
 		unsigned int mid = (lo + hi) / 2;
 		struct kestrel_memslot *s = &vm->slots[vm->by_gpa[mid]];
@@ -102,6 +103,8 @@ static int kestrel_validate_region(const struct kestrel_memory_region *mr)
 		return -EINVAL;
 	if (!mr->memory_size)
 		return 0;
+	if (mr->memory_size >> PAGE_SHIFT > KESTREL_MEM_MAX_PAGES)
+		return -EINVAL;
 	if (check_add_overflow(mr->guest_phys_addr, mr->memory_size, &end) ||
 	    end > BIT_ULL(KESTREL_GPA_BITS))
 		return -EINVAL;
@@ -127,16 +130,55 @@ static bool kestrel_overlaps(struct kestrel_vm *vm, unsigned int self,
 	return false;
 }
 
+/*
+ * User-sized (up to 256 MiB, see KESTREL_MEM_MAX_PAGES): may fail, and
+ * then it is the caller's ENOMEM, not a warning in the host's log.
+ */
 static unsigned long *kestrel_alloc_bitmap(u64 size)
 {
 	return kvzalloc(BITS_TO_LONGS(size >> PAGE_SHIFT) * sizeof(long),
-			GFP_KERNEL_ACCOUNT);
+			GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+}
+
+/*
+ * A slot change that alters what a nested fault may install, made inside
+ * the window the MMU notifier uses, so that a fault that sampled the slot
+ * before and installs after sees mmu_seq move and retries.  Translations
+ * the change forbids are removed (and flushed) inside the window too:
+ * removed before the end, a fault cannot re-install them from what it saw
+ * earlier, and the window is never seen open by a fault (it is all under
+ * mmu_lock), so the count is only there to keep the one protocol.
+ */
+static void kestrel_slots_change_begin(struct kestrel_vm *vm)
+	__acquires(&vm->mmu_lock)
+{
+	lockdep_assert_held(&vm->slots_lock);
+	spin_lock(&vm->mmu_lock);
+	vm->mmu_invalidating++;
+}
+
+static void kestrel_slots_change_end(struct kestrel_vm *vm)
+	__releases(&vm->mmu_lock)
+{
+	vm->mmu_seq++;
+	vm->mmu_invalidating--;
+	spin_unlock(&vm->mmu_lock);
+}
+
+/* Remove a range's translations and flush, inside a change's window. */
+static void kestrel_slots_zap(struct kestrel_vm *vm, u64 gpa, u64 size)
+{
+	lockdep_assert_held(&vm->mmu_lock);
+	if (kestrel_arch_unmap_range(vm, gpa, size))
+		kestrel_vm_flush_tlbs(vm);
 }
 
 /*
  * Create, delete, move or re-flag a slot.  Translations of a range that
  * goes away are removed and flushed before the call returns, so userspace
- * may unmap the memory right after.
+ * may unmap the memory right after; so are writable translations of a
+ * slot that becomes read-only or starts logging.  A change that may
+ * forbid a write also waits for writes in flight (kestrel_write_guest).
  */
 int kestrel_set_memory_region(struct kestrel_vm *vm,
 			      const struct kestrel_memory_region *mr)
@@ -144,6 +186,7 @@ int kestrel_set_memory_region(struct kestrel_vm *vm,
 	unsigned long *new_dirty = NULL, *old_dirty = NULL;
 	struct kestrel_memslot *slot;
 	bool logging = mr->flags & KESTREL_MEM_LOG_DIRTY_PAGES;
+	bool forbids_writes;
 	int r;
 
 	r = kestrel_validate_region(mr);
@@ -158,13 +201,13 @@ int kestrel_set_memory_region(struct kestrel_vm *vm,
 			r = -ENOENT;
 			goto out;
 		}
-		spin_lock(&vm->mmu_lock);
-		if (kestrel_arch_unmap_range(vm, slot->gpa, slot->size))
-			kestrel_vm_flush_tlbs(vm);
+		kestrel_slots_change_begin(vm);
+		kestrel_slots_zap(vm, slot->gpa, slot->size);
 		old_dirty = slot->dirty;
 		memset(slot, 0, sizeof(*slot));
 		kestrel_slots_resort(vm);
-		spin_unlock(&vm->mmu_lock);
+		kestrel_slots_change_end(vm);
+		synchronize_srcu(&vm->srcu);
 		goto out;
 	}
 
@@ -186,17 +229,18 @@ int kestrel_set_memory_region(struct kestrel_vm *vm,
 		}
 	}
 
-	spin_lock(&vm->mmu_lock);
 	/*
 	 * A move removes the old translations; starting to log or becoming
 	 * read-only removes them too, so every page refaults as it must.
+	 * Ending either leaves them: what is mapped is only stricter than
+	 * now allowed, and refaults when written.  Either way, mmu_seq moves.
 	 */
-	if (slot->size && (slot->gpa != mr->guest_phys_addr ||
-			   (logging && !slot->dirty) ||
-			   (mr->flags & ~slot->flags & KESTREL_MEM_READONLY))) {
-		if (kestrel_arch_unmap_range(vm, slot->gpa, slot->size))
-			kestrel_vm_flush_tlbs(vm);
-	}
+	forbids_writes = slot->size &&
+			 (slot->gpa != mr->guest_phys_addr ||
+			  (mr->flags & ~slot->flags & KESTREL_MEM_READONLY));
+	kestrel_slots_change_begin(vm);
+	if (forbids_writes || (slot->size && logging && !slot->dirty))
+		kestrel_slots_zap(vm, slot->gpa, slot->size);
 	slot->gpa = mr->guest_phys_addr;
 	slot->hva = mr->userspace_addr;
 	slot->size = mr->memory_size;
@@ -209,7 +253,9 @@ int kestrel_set_memory_region(struct kestrel_vm *vm,
 		slot->dirty = NULL;
 	}
 	kestrel_slots_resort(vm);
-	spin_unlock(&vm->mmu_lock);
+	kestrel_slots_change_end(vm);
+	if (forbids_writes)
+		synchronize_srcu(&vm->srcu);
 out:
 	mutex_unlock(&vm->slots_lock);
 	kvfree(new_dirty);
@@ -246,7 +292,7 @@ int kestrel_get_dirty_log(struct kestrel_vm *vm,
 		goto out;
 	}
 	words = DIV_ROUND_UP(slot->size >> PAGE_SHIFT, 64);
-	snap = kvcalloc(words, sizeof(u64), GFP_KERNEL_ACCOUNT);
+	snap = kvcalloc(words, sizeof(u64), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!snap) {
 		r = -ENOMEM;
 		goto out;
@@ -323,9 +369,12 @@ int kestrel_read_guest(struct kestrel_vm *vm, u64 gpa, void *buf, size_t len)
  * pages): the same path as kestrel_read_guest(), refusing read-only slots
  * like a guest store would, and logging the pages afterwards so that a
  * racing KESTREL_GET_DIRTY_LOG reports them in this round or the next.
+ * The copy runs inside vm->srcu: a slot change that forbids the write
+ * (delete, move, READONLY on) returns only once the copy is done, so no
+ * write lands in a slot after it became read-only or went away.
  */
-int kestrel_write_guest(struct kestrel_vm *vm, u64 gpa, const void *buf,
-			size_t len)
+static int __kestrel_write_guest(struct kestrel_vm *vm, u64 gpa,
+				 const void *buf, size_t len)
 {
 	while (len) {
 		struct kestrel_memslot *s;
@@ -357,6 +406,17 @@ int kestrel_write_guest(struct kestrel_vm *vm, u64 gpa, const void *buf,
 		len -= chunk;
 	}
 	return 0;
+}
+
+int kestrel_write_guest(struct kestrel_vm *vm, u64 gpa, const void *buf,
+			size_t len)
+{
+	int idx, r;
+
+	idx = srcu_read_lock(&vm->srcu);
+	r = __kestrel_write_guest(vm, gpa, buf, len);
+	srcu_read_unlock(&vm->srcu, idx);
+	return r;
 }
 
 /* ---- the MMU notifier ---------------------------------------------------------- */

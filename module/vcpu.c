@@ -178,9 +178,16 @@ static void kestrel_vcpu_free(struct kestrel_vcpu *vcpu)
 	kfree(vcpu);
 }
 
+/*
+ * The KVM order: everything that can fail first (the fd number, the file),
+ * then publish the vCPU in vm->vcpus[], and only then give userspace the
+ * fd.  A vCPU that any thread can run is always one kestrel_vm_kick_all()
+ * sees; nothing can fail once it is published.
+ */
 int kestrel_create_vcpu(struct kestrel_vm *vm, unsigned long id)
 {
 	struct kestrel_vcpu *vcpu;
+	struct file *file;
 	int r, fd;
 
 	if (id >= KESTREL_MAX_VCPUS)
@@ -218,19 +225,27 @@ int kestrel_create_vcpu(struct kestrel_vm *vm, unsigned long id)
 		r = -EBUSY;
 		goto err_unlock;
 	}
-	/* The fd's reference; taken before the fd can be closed. */
-	kref_get(&vm->ref);
-	fd = anon_inode_getfd("kestrel-vcpu", &kestrel_vcpu_fops, vcpu,
-			      O_RDWR | O_CLOEXEC);
+	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0) {
 		r = fd;
+		goto err_unlock;
+	}
+	/* The file's reference, dropped by its release. */
+	kref_get(&vm->ref);
+	file = anon_inode_getfile("kestrel-vcpu", &kestrel_vcpu_fops, vcpu,
+				  O_RDWR);
+	if (IS_ERR(file)) {
+		r = PTR_ERR(file);
+		put_unused_fd(fd);
 		kestrel_vm_put(vm);	/* not the last: the caller's VM fd */
 		goto err_unlock;
 	}
-	vm->nr_vcpus++;
+	WRITE_ONCE(vm->nr_vcpus, vm->nr_vcpus + 1);
 	/* The vCPU, whole, before it can be seen (lock-free readers acquire). */
 	smp_store_release(&vm->vcpus[id], vcpu);
 	mutex_unlock(&vm->lock);
+	/* Published: now userspace may reach it. */
+	fd_install(fd, file);
 	return fd;
 
 err_unlock:

@@ -44,6 +44,7 @@ static void kestrel_vm_free(struct kref *ref)
 	/* Every vCPU fd is closed: each held a reference. */
 	kestrel_vcpus_destroy(vm);
 	kestrel_arch_vm_destroy(vm);
+	cleanup_srcu_struct(&vm->srcu);
 	mmdrop(vm->mm);
 	kfree(vm);
 	kestrel_virt_put();
@@ -184,9 +185,12 @@ int kestrel_create_vm(struct kestrel_create_vm __user *uarg)
 	mmgrab(current->mm);
 	vm->mm = current->mm;
 
+	r = init_srcu_struct(&vm->srcu);
+	if (r)
+		goto err_free;
 	r = ida_alloc(&kestrel_vm_ida, GFP_KERNEL);
 	if (r < 0)
-		goto err_free;
+		goto err_srcu;
 	vm->id = r;
 
 	r = kestrel_arch_vm_init(vm);
@@ -216,6 +220,8 @@ err_arch:
 	kestrel_arch_vm_destroy(vm);
 err_id:
 	ida_free(&kestrel_vm_ida, vm->id);
+err_srcu:
+	cleanup_srcu_struct(&vm->srcu);
 err_free:
 	mmdrop(vm->mm);
 	kfree(vm);

@@ -5,8 +5,9 @@
  *
  * A nested fault looks up the slot, asks the host memory manager for the
  * page (get_user_pages_fast: a transient reference, no pin), and installs a
- * leaf under vm->mmu_lock unless an invalidation ran meanwhile, in which
- * case the guest simply faults again.  The reference is dropped right
+ * leaf under vm->mmu_lock unless an invalidation or a slot change ran
+ * meanwhile, in which case the guest simply faults again (the rule is next
+ * to struct kestrel_memslot).  The reference is dropped right
  * after: the entry stays valid only because the notifier removes it before
  * the host frees or moves the page.
  *
@@ -108,6 +109,7 @@ static u64 *npt_walk(struct kestrel_vm *vm, u64 gpa, int level,
 	u64 *table = vm->arch.npt_root;
 	int l;
 
+	lockdep_assert_held(&vm->mmu_lock);
 	for (l = vm->arch.npt_levels; l > level; l--) {
 		u64 *e = &table[npt_index(gpa, l)];
 
@@ -244,6 +246,7 @@ static bool npt_reclaim_empty_table(struct kestrel_vm *vm, u64 *pde)
 	u64 *table = npt_child(*pde);
 	int i;
 
+	lockdep_assert_held(&vm->mmu_lock);
 	for (i = 0; i < NPT_ENTRIES; i++)
 		if (table[i])
 			return false;
@@ -255,8 +258,31 @@ static bool npt_reclaim_empty_table(struct kestrel_vm *vm, u64 *pde)
 }
 
 /*
- * Returns 0 (mapped, or raced with an invalidation: the guest faults
- * again), -ENOENT (no slot: not RAM), -EROFS (a write to a read-only
+ * What the fault saw of its slot before it dropped vm->mmu_lock.  Caller
+ * holds vm->mmu_lock.  The fault installs only if mmu_seq has not moved
+ * (every slot change moves it) and the slot is still the same, with the
+ * same address, flags and logging state: a stale sample must never
+ * install a writable entry in a read-only slot, an unlogged writable
+ * entry in a logged one, or write a bitmap that is gone.
+ */
+static bool npt_slot_unchanged(struct kestrel_vm *vm, unsigned long seq,
+			       u64 gpa, const struct kestrel_memslot *seen,
+			       unsigned long hva, u32 flags, bool logging)
+{
+	struct kestrel_memslot *slot;
+
+	lockdep_assert_held(&vm->mmu_lock);
+	if (vm->mmu_invalidating || vm->mmu_seq != seq)
+		return false;
+	slot = kestrel_gpa_to_slot(vm, gpa);
+	return slot == seen &&
+	       slot->hva + (gpa & PAGE_MASK) - slot->gpa == hva &&
+	       slot->flags == flags && !!slot->dirty == logging;
+}
+
+/*
+ * Returns 0 (mapped, or raced with an invalidation or a slot change: the
+ * guest faults again), -ENOENT (no slot: not RAM), -EROFS (a write to a read-only
  * slot), -EFAULT (the owner's memory refuses the access), or another error.
  */
 int kestrel_npt_fault(struct kestrel_vcpu *vcpu, u64 gpa, u64 error)
@@ -264,27 +290,29 @@ int kestrel_npt_fault(struct kestrel_vcpu *vcpu, u64 gpa, u64 error)
 	struct kestrel_vm *vm = vcpu->vm;
 	struct kestrel_npt_cache *cache = &vcpu->arch.npt_cache;
 	bool write = error & NPF_WRITE, writable, logging, readonly;
-	struct kestrel_memslot *slot;
+	struct kestrel_memslot *slot, *seen;
 	unsigned long hva, seq;
 	struct page *page;
 	phys_addr_t pa;
 	int level, found, r;
 	u64 *e, entry;
+	u32 flags;
 
 	r = npt_cache_topup(cache);
 	if (r)
 		return r;
 
-	seq = READ_ONCE(vm->mmu_seq);
-	smp_rmb();		/* seq before the host page tables */
-
+	/* The slot and mmu_seq together: every slot change moves mmu_seq. */
 	spin_lock(&vm->mmu_lock);
-	slot = kestrel_gpa_to_slot(vm, gpa);
-	hva = slot ? slot->hva + (gpa & PAGE_MASK) - slot->gpa : 0;
-	logging = slot && slot->dirty;
-	readonly = slot && (slot->flags & KESTREL_MEM_READONLY);
+	seq = vm->mmu_seq;
+	seen = kestrel_gpa_to_slot(vm, gpa);
+	hva = seen ? seen->hva + (gpa & PAGE_MASK) - seen->gpa : 0;
+	flags = seen ? seen->flags : 0;
+	logging = seen && seen->dirty;
 	spin_unlock(&vm->mmu_lock);
-	if (!slot)
+	smp_rmb();		/* seq before the host page tables */
+	readonly = flags & KESTREL_MEM_READONLY;
+	if (!seen)
 		return -ENOENT;
 	if (write && readonly)
 		return -EROFS;
@@ -298,11 +326,9 @@ int kestrel_npt_fault(struct kestrel_vcpu *vcpu, u64 gpa, u64 error)
 
 	spin_lock(&vm->mmu_lock);
 	vm->nested_faults++;
-	if (vm->mmu_invalidating || vm->mmu_seq != seq)
-		goto out;			/* the host changed it: retry */
-	slot = kestrel_gpa_to_slot(vm, gpa);
-	if (!slot || slot->hva + (gpa & PAGE_MASK) - slot->gpa != hva)
-		goto out;			/* the slot changed: retry */
+	if (!npt_slot_unchanged(vm, seq, gpa, seen, hva, flags, logging))
+		goto out;			/* host or slot changed: retry */
+	slot = seen;
 
 	level = 1;
 	pa = page_to_phys(page);
