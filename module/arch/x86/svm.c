@@ -198,7 +198,15 @@ static void svm_init_controls(struct kestrel_vcpu *vcpu)
 	memset(c, 0, sizeof(*c));
 	c->intercept_cr = SVM_INTERCEPT_CR4_WRITE;
 	c->intercept_dr = 0x00ff00ff;			/* DR0-7, both ways */
-	c->intercept_exceptions = BIT(X86_TRAP_MC);
+	/*
+	 * #DB and #AC exit and are reflected (svm_reflect()): a guest whose
+	 * delivery of either raises it again (a misaligned CPL3 stack with
+	 * CR0.AM and EFLAGS.AC, or a breakpoint on its own stack) would
+	 * otherwise hold the CPU in microcode, deaf to interrupts, for ever
+	 * (CVE-2015-5307, CVE-2015-8104).
+	 */
+	c->intercept_exceptions = BIT(X86_TRAP_MC) | BIT(X86_TRAP_DB) |
+				  BIT(X86_TRAP_AC);
 	c->intercept_misc1 = SVM_INTERCEPT_INTR | SVM_INTERCEPT_NMI |
 			     SVM_INTERCEPT_SMI | SVM_INTERCEPT_RDPMC |
 			     SVM_INTERCEPT_CPUID | SVM_INTERCEPT_RSM |
@@ -575,6 +583,27 @@ static void svm_complete_event(struct vmcb_control_k *c)
 	c->event_inj = c->exit_int_info;
 }
 
+/*
+ * A #DB or #AC exit: x86.c injects it again.  If it struck while another
+ * exception was being delivered, it replaces that one (both are benign:
+ * the SDM handles such pairs serially, and a fault re-raises the first
+ * when its instruction runs again).  If it struck while an interrupt or
+ * NMI was being delivered, that event goes in again and the fault, which
+ * its delivery will raise again, is dropped.
+ */
+static enum kestrel_x86_exit_reason svm_reflect(struct vmcb_control_k *c,
+						enum kestrel_x86_exit_reason r)
+{
+	u32 type = (c->event_inj & SVM_EVTINJ_TYPE_MASK) >> SVM_EVTINJ_TYPE_SHIFT;
+
+	if (!(c->event_inj & SVM_EVTINJ_VALID))
+		return r;
+	if (type != SVM_EVTINJ_TYPE_EXEPT)
+		return X86_EXIT_NONE;
+	c->event_inj = 0;
+	return r;
+}
+
 static void svm_describe_exit(struct kestrel_vcpu *vcpu, struct vmcb_k *vmcb,
 			      struct kestrel_x86_exit *e)
 {
@@ -600,6 +629,20 @@ static void svm_describe_exit(struct kestrel_vcpu *vcpu, struct vmcb_k *vmcb,
 		/* A machine check hit while in the guest: the host's. */
 		asm volatile("int $0x12");
 		e->reason = X86_EXIT_NONE;
+		break;
+	case SVM_EXIT_EXCP_BASE + X86_TRAP_DB:
+		/*
+		 * The VMCB's DR6 took the cause (a guest's TF; its own
+		 * breakpoints are virtual and never armed).  The guest's DR6 is
+		 * x86.c's: clear this one for the next #DB.
+		 */
+		e->exc.dr6 = vmcb->save.dr6;
+		vmcb->save.dr6 = DR6_RESERVED;
+		e->reason = svm_reflect(c, X86_EXIT_EXC_DB);
+		break;
+	case SVM_EXIT_EXCP_BASE + X86_TRAP_AC:
+		e->exc.error = e->info1;
+		e->reason = svm_reflect(c, X86_EXIT_EXC_AC);
 		break;
 	case SVM_EXIT_CPUID:
 		e->reason = X86_EXIT_CPUID;

@@ -8,6 +8,7 @@
 #include <linux/sched/clock.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <asm/debugreg.h>
 #include <asm/fpu/api.h>
 #include <asm/msr-index.h>
 #include <asm/processor-flags.h>
@@ -42,6 +43,8 @@ const char *const kestrel_arch_exit_names[KESTREL_ARCH_NR_EXITS] = {
 	[X86_EXIT_EVENT_DELIVERY]	= "event_delivery",
 	[X86_EXIT_IRQ_WINDOW]		= "irq_window",
 	[X86_EXIT_XSETBV]		= "xsetbv",
+	[X86_EXIT_EXC_DB]		= "exc_db",
+	[X86_EXIT_EXC_AC]		= "exc_ac",
 	[X86_EXIT_UNHANDLED]		= "unhandled",
 };
 
@@ -269,6 +272,18 @@ void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
 	e->has_error = has_error &&
 		       (kestrel_backend->get_cr(vcpu, 0) & X86_CR0_PE);
 	e->error = error;
+}
+
+/*
+ * #DB for the guest: its cause bits go to the virtual DR6, where the
+ * guest's handler reads them.  B0-B3, BD, BS and BT stay set until the
+ * guest clears them, as on hardware.
+ */
+void kestrel_x86_queue_db(struct kestrel_vcpu *vcpu, u64 cause)
+{
+	vcpu->arch.dr6 |= cause & (DR_TRAP_BITS | DR_STEP | KESTREL_DR6_BD |
+				   KESTREL_DR6_BT);
+	kestrel_x86_queue_exception(vcpu, X86_TRAP_DB, false, 0);
 }
 
 /* 16, 32 or 64: the default operand/address size of the guest code. */
@@ -555,7 +570,13 @@ static void kestrel_skip(struct kestrel_vcpu *vcpu, int len, int mode_bits)
 	vcpu->arch.rip += len;
 	if (mode_bits != 64)
 		vcpu->arch.rip &= 0xffffffffULL;
-	/* A completed instruction ends single-step and the interrupt shadow. */
+	/*
+	 * A completed instruction ends the interrupt shadow (the backends see
+	 * RIP move) and, with RFLAGS.TF, traps: the CPU did not run this
+	 * instruction, so its single-step #DB is ours to raise.
+	 */
+	if (vcpu->arch.rflags & X86_EFLAGS_TF)
+		kestrel_x86_queue_db(vcpu, DR_STEP);
 }
 
 /* Step over the exiting instruction, decoding it when we must. */
@@ -1023,6 +1044,12 @@ static int kestrel_handle_exit(struct kestrel_vcpu *vcpu,
 		return 0;
 	case X86_EXIT_SKIP:
 		return kestrel_skip_insn(vcpu, e);
+	case X86_EXIT_EXC_DB:
+		kestrel_x86_queue_db(vcpu, e->exc.dr6);
+		return 0;
+	case X86_EXIT_EXC_AC:
+		kestrel_x86_queue_exception(vcpu, X86_TRAP_AC, true, e->exc.error);
+		return 0;
 	case X86_EXIT_ENTRY_FAILED:
 		run->exit_reason = KESTREL_EXIT_FAIL_ENTRY;
 		run->fail_entry.hardware_entry_failure_reason = e->code;

@@ -31,6 +31,8 @@ enum kestrel_x86_exit_reason {
 	X86_EXIT_EVENT_DELIVERY,
 	X86_EXIT_IRQ_WINDOW,	/* the guest can take the pending interrupt */
 	X86_EXIT_XSETBV,
+	X86_EXIT_EXC_DB,	/* reflect #DB; exc.dr6: its cause bits */
+	X86_EXIT_EXC_AC,	/* reflect #AC; exc.error: its error code */
 	X86_EXIT_UNHANDLED,
 	X86_EXIT_NR
 };
