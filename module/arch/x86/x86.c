@@ -8,6 +8,7 @@
 #include <linux/sched/clock.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <asm/apicdef.h>
 #include <asm/debugreg.h>
 #include <asm/fpu/api.h>
 #include <asm/msr-index.h>
@@ -54,6 +55,9 @@ int kestrel_arch_init(void)
 {
 	int r;
 
+	r = kestrel_lapic_selfcheck();
+	if (r)
+		return r;
 	r = kestrel_cpuid_init();
 	if (r)
 		return r;
@@ -304,6 +308,19 @@ int kestrel_x86_guest_mode_bits(struct kestrel_vcpu *vcpu)
 
 #define RFLAGS_RESERVED	(~0x3f7fd7ULL)	/* 63:22, 15, 5, 3, and bit 1 */
 
+/*
+ * New registers from userspace void the exception the old ones had
+ * pending or in delivery: it belongs to an instruction that is no longer
+ * there, and may not even be deliverable in the new mode (an error code
+ * in real mode).  An interrupt or NMI in delivery stays: the local APIC
+ * has already accepted it, and it is valid in any state.
+ */
+static void kestrel_x86_void_exception(struct kestrel_vcpu *vcpu)
+{
+	vcpu->arch.exception.pending = false;
+	kestrel_backend->cancel_exception(vcpu);
+}
+
 static void kestrel_get_regs(struct kestrel_vcpu *vcpu, struct kestrel_regs *r)
 {
 	unsigned long *g = vcpu->arch.regs;
@@ -342,6 +359,7 @@ static int kestrel_set_regs(struct kestrel_vcpu *vcpu,
 	vcpu->arch.pio_in_size = 0;
 	kestrel_emulate_cancel(vcpu);
 	vcpu->arch.msr_exit.pending = false;
+	kestrel_x86_void_exception(vcpu);
 	return 0;
 }
 
@@ -426,6 +444,15 @@ static int kestrel_validate_sregs(const struct kestrel_sregs *s)
 	if (s->apic_base & (0xffULL | BIT_ULL(9) |
 			    ~GENMASK_ULL(kestrel_host_phys_bits - 1, 0)))
 		return -EINVAL;
+	/*
+	 * x2APIC mode (EXTD) is a mode of an enabled APIC: EXTD without EN
+	 * is the one invalid combination (SDM vol. 3, 11.12.5).  The
+	 * transitions a guest's WRMSR must follow do not apply: this restores
+	 * a state, it does not switch modes.
+	 */
+	if ((s->apic_base & X2APIC_ENABLE) &&
+	    !(s->apic_base & MSR_IA32_APICBASE_ENABLE))
+		return -EINVAL;
 	return 0;
 }
 
@@ -447,6 +474,7 @@ static int kestrel_set_sregs(struct kestrel_vcpu *vcpu,
 	kestrel_backend->set_sregs(vcpu, s);
 	vcpu->arch.apic_base = s->apic_base;
 	vcpu->arch.tlb_flush_pending = true;
+	kestrel_x86_void_exception(vcpu);
 	return 0;
 }
 
