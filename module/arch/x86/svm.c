@@ -38,6 +38,7 @@ static struct svm_cpu __percpu *svm_cpus;
 static struct page *iopm_pages, *msrpm_pages;
 static u32 svm_max_asid;		/* highest usable ASID */
 static bool svm_has_nrips;
+static bool svm_has_tsc_aux;		/* RDTSCP or RDPID: TSC_AUX exists */
 
 static inline struct svm_vcpu *to_svm(struct kestrel_vcpu *vcpu)
 {
@@ -72,6 +73,8 @@ static int svm_probe(void)
 	}
 	svm_max_asid = ebx - 1;
 	svm_has_nrips = edx & SVM_CPUID_NRIPS;
+	svm_has_tsc_aux = boot_cpu_has(X86_FEATURE_RDTSCP) ||
+			  boot_cpu_has(X86_FEATURE_RDPID);
 	kestrel_info("SVM backend: revision %u, %u ASIDs, nested paging, NRIP-save %s, decode assists %s\n",
 		     eax & 0xff, ebx, svm_has_nrips ? "yes" : "no (decoding)",
 		     edx & BIT(7) ? "yes" : "no");
@@ -500,6 +503,15 @@ static void svm_inject_irq(struct kestrel_vcpu *vcpu, u8 vector)
 		(SVM_EVTINJ_TYPE_INTR << SVM_EVTINJ_TYPE_SHIFT);
 }
 
+static void svm_cancel_exception(struct kestrel_vcpu *vcpu)
+{
+	struct vmcb_control_k *c = &to_svm(vcpu)->vmcb->control;
+	u32 type = (c->event_inj & SVM_EVTINJ_TYPE_MASK) >> SVM_EVTINJ_TYPE_SHIFT;
+
+	if ((c->event_inj & SVM_EVTINJ_VALID) && type == SVM_EVTINJ_TYPE_EXEPT)
+		c->event_inj = 0;
+}
+
 /*
  * The window is a virtual interrupt (V_IRQ) of the pending interrupt's
  * priority, with its VINTR intercepted: the CPU exits exactly when the
@@ -719,6 +731,7 @@ static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 	struct vmcb_k *vmcb = sv->vmcb;
 	struct kestrel_arch_vcpu *a = &vcpu->arch;
 	struct svm_cpu *sd;
+	u64 host_tsc_aux = 0;
 	int cpu, gen;
 
 	if (!svm_in_shadow(vcpu, vmcb))
@@ -754,7 +767,21 @@ static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 	}
 
 	asm volatile("clgi" ::: "memory");
+	/*
+	 * RDPID cannot be intercepted: the guest's TSC_AUX must be in the
+	 * MSR while it runs.  The host's goes back before STGI, so nothing
+	 * in the host (an NMI, an interrupt, preemption, the return to user
+	 * space with its vDSO getcpu) ever sees the guest's: two WRMSRs per
+	 * entry, and none when both agree.
+	 */
+	if (svm_has_tsc_aux) {
+		rdmsrl(MSR_TSC_AUX, host_tsc_aux);
+		if (host_tsc_aux != a->msrs.tsc_aux)
+			wrmsrl(MSR_TSC_AUX, a->msrs.tsc_aux);
+	}
 	__kestrel_svm_vmrun(sv->vmcb_pa, page_to_phys(sd->host_save), a->regs);
+	if (svm_has_tsc_aux && host_tsc_aux != a->msrs.tsc_aux)
+		wrmsrl(MSR_TSC_AUX, host_tsc_aux);
 	/* #VMEXIT clears DR7: put the host's breakpoints back. */
 	if (hw_breakpoint_active())
 		hw_breakpoint_restore();
@@ -798,6 +825,7 @@ const struct kestrel_backend_ops kestrel_svm_ops = {
 	.interrupt_allowed	= svm_interrupt_allowed,
 	.inject_irq		= svm_inject_irq,
 	.set_irq_window		= svm_set_irq_window,
+	.cancel_exception	= svm_cancel_exception,
 	.npt_table_entry	= svm_npt_table_entry,
 	.npt_leaf_entry		= svm_npt_leaf_entry,
 	.npt_entry_writable	= svm_npt_entry_writable,

@@ -1177,6 +1177,17 @@ static bool vmx_has_error_code(u8 vector)
 	return false;
 }
 
+static void vmx_cancel_exception(struct kestrel_vcpu *vcpu)
+{
+	struct vmx_vcpu *sv = to_vmx(vcpu);
+	u32 type = (sv->inject_info & VMX_INTR_INFO_TYPE_MASK) >>
+		   VMX_INTR_INFO_TYPE_SHIFT;
+
+	if ((sv->inject_info & VMX_INTR_INFO_VALID) &&
+	    type == VMX_INTR_TYPE_HW_EXCEPTION)
+		sv->inject_info = 0;
+}
+
 /* Queue x86.c's pending exception unless an interrupted event goes first. */
 static void vmx_inject_exception(struct kestrel_vcpu *vcpu, struct vmx_vcpu *sv)
 {
@@ -1672,6 +1683,7 @@ const struct kestrel_backend_ops kestrel_vmx_ops = {
 	.interrupt_allowed	= vmx_interrupt_allowed,
 	.inject_irq		= vmx_inject_irq,
 	.set_irq_window		= vmx_set_irq_window,
+	.cancel_exception	= vmx_cancel_exception,
 	.npt_table_entry	= vmx_npt_table_entry,
 	.npt_leaf_entry		= vmx_npt_leaf_entry,
 	.npt_entry_writable	= vmx_npt_entry_writable,

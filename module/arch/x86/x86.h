@@ -110,6 +110,11 @@ struct kestrel_backend_ops {
 	bool	(*interrupt_allowed)(struct kestrel_vcpu *vcpu);
 	void	(*inject_irq)(struct kestrel_vcpu *vcpu, u8 vector);
 	void	(*set_irq_window)(struct kestrel_vcpu *vcpu, int prio);
+	/*
+	 * Forget an exception the last exit cut short, which the next entry
+	 * would deliver again; an interrupt or NMI cut short stays.
+	 */
+	void	(*cancel_exception)(struct kestrel_vcpu *vcpu);
 
 	/*
 	 * Enter the guest once with the registers in vcpu->arch, deliver a

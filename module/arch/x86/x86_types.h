@@ -158,6 +158,7 @@ struct kestrel_arch_vcpu {
 		u64	mtrr_var[16];	/* PHYSBASE0, PHYSMASK0, ... */
 		u64	misc_enable;
 		u64	nb_cfg;
+		u32	tsc_aux;	/* IA32_TSC_AUX (RDPID) */
 		u64	kvm_system_time;	/* MSR values as written */
 		u64	kvm_wall_clock;
 		u32	pvclock_version;	/* last published, even */
