@@ -480,8 +480,8 @@ static const struct sregs_case sregs_cases[] = {
 	/* valid states the others are built from, and other valid ones */
 	{ "SET_SREGS accepts the power-on state", REAL, F(cr0), OR, 0, 0 },
 	{ "SET_SREGS accepts a long-mode state", LONG, F(cr0), OR, 0, 0 },
-	{ "SET_SREGS accepts EFER.LME without paging", REAL, F(efer), SET,
-	  X86_EFER_LME, 0 },
+	{ "SET_SREGS: EFER.LME without paging or PAE", REAL, F(efer), SET,
+	  X86_EFER_LME, EINVAL },
 	{ "SET_SREGS accepts EFER.SCE", REAL, F(efer), SET, X86_EFER_SCE, 0 },
 	{ "SET_SREGS accepts CR8 15", REAL, F(cr8), SET, 15, 0 },
 	{ "SET_SREGS accepts every always-virtualized CR4 bit", REAL, F(cr4),

@@ -388,6 +388,21 @@ static u64 kestrel_efer_allowed(void)
 	       (kestrel_host_has_nx ? EFER_NX : 0);
 }
 
+/*
+ * EFER.LME with neither paging nor PAE is legal, but of no use (paging
+ * can only be turned on from it after PAE, the order the APM's long-mode
+ * sequence gives), and QEMU's emulated SVM cannot leave a guest in it:
+ * its #VMEXIT restores the host's CR0 while the guest's EFER and CR4 are
+ * still loaded, declines to "enter long mode" without PAE, and resumes
+ * the host with paging off (a wedged CPU).  So Kestrel never lets a vCPU
+ * be in it: SET_SREGS refuses it, the guest's WRMSR and MOV to CR4 that
+ * would reach it raise #GP.
+ */
+static bool kestrel_lme_ok(u64 efer, u64 cr0, u64 cr4)
+{
+	return !(efer & EFER_LME) || (cr0 & X86_CR0_PG) || (cr4 & X86_CR4_PAE);
+}
+
 #define CR0_RESERVED	(~(u64)(X86_CR0_PE | X86_CR0_MP | X86_CR0_EM | \
 				X86_CR0_TS | X86_CR0_ET | X86_CR0_NE | \
 				X86_CR0_WP | X86_CR0_AM | X86_CR0_NW | \
@@ -436,6 +451,8 @@ static int kestrel_validate_sregs(const struct kestrel_sregs *s)
 	if (lma != ((s->efer & EFER_LME) && (s->cr0 & X86_CR0_PG)))
 		return -EINVAL;
 	if (lma && !(s->cr4 & X86_CR4_PAE))
+		return -EINVAL;
+	if (!kestrel_lme_ok(s->efer, s->cr0, s->cr4))
 		return -EINVAL;
 	if (lma && s->cs.l && s->cs.db)
 		return -EINVAL;
@@ -732,6 +749,9 @@ static int kestrel_wrmsr(struct kestrel_vcpu *vcpu, u32 msr, u64 val)
 		/* LME may not change while paging is on; LMA is read-only. */
 		if (((val ^ old) & EFER_LME) && (ops->get_cr(vcpu, 0) & X86_CR0_PG))
 			return -1;
+		/* PAE before LME while paging is off: see kestrel_lme_ok(). */
+		if (!kestrel_lme_ok(val, ops->get_cr(vcpu, 0), ops->get_cr(vcpu, 4)))
+			return -1;
 		ops->set_efer(vcpu, (val & ~EFER_LMA) | (old & EFER_LMA));
 		return 0;
 	case MSR_IA32_CR_PAT:
@@ -888,7 +908,8 @@ static int kestrel_handle_cr_write(struct kestrel_vcpu *vcpu,
 		return 0;
 	}
 	if ((val & ~kestrel_cr4_allowed()) ||
-	    ((ops->get_efer(vcpu) & EFER_LMA) && !(val & X86_CR4_PAE))) {
+	    ((ops->get_efer(vcpu) & EFER_LMA) && !(val & X86_CR4_PAE)) ||
+	    !kestrel_lme_ok(ops->get_efer(vcpu), ops->get_cr(vcpu, 0), val)) {
 		kestrel_x86_queue_exception(vcpu, X86_TRAP_GP, true, 0);
 		return 0;
 	}
