@@ -16,8 +16,8 @@
 
 DECLARE_GUEST(lm_pge);
 
-#define NR_TOGGLES	4096
-#define NR_ROUNDS	4
+#define NR_TOGGLES	32768
+#define NR_ROUNDS	8
 #define KERNEL_HALF	0xffff800000000000ULL
 
 struct worker {
