@@ -357,7 +357,7 @@ done
 # the selftests that fit the budget: Bochs runs guests tens of times slower
 # than QEMU.  Its kestrel.ko is the one built above.  Which tests run where:
 # Documentation/testing.rst.
-vmx_tests_default="apic_test boot_test cpuid_test dev_test host_test launcher_test mmio_test msr_test negative_test netlink_test race_test run_test shutdown_test signal_test vm_test"
+vmx_tests_default="apic_test boot_test cpuid_test dev_test exc_test host_test launcher_test mmio_test msr_test negative_test netlink_test race_test run_test shutdown_test signal_test sregs_test vm_test"
 vk=${KESTREL_VMX_KERNEL:-$(printf '%s\n' $kernels | sed -n 1p)}
 if [ "${KESTREL_SKIP_VMX:-0}" != 1 ] && [ -n "$vk" ]; then
 	kpassed=0 kfailed=0 kskipped=0

@@ -976,6 +976,51 @@ static enum test_result test_tsc_deadline(const void *arg)
 	return TEST_PASS;
 }
 
+/*
+ * Deadlines decades or centuries away, up to 2^64 - 1: converting them to
+ * host time must neither trap (a 64-bit quotient overflow when the TSC
+ * runs below 1 GHz) nor wrap (ktime overflow between 1 and 2 GHz, which
+ * fires at once).  None may fire within the test; the value reads back;
+ * a near deadline afterwards still fires.
+ */
+static enum test_result test_tsc_deadline_far(const void *arg)
+{
+	static const uint64_t far[] = {
+		~0ULL, 1ULL << 63, (1ULL << 63) - 1, 1ULL << 62, ~0ULL - 1,
+		0xfffffffffffff000ULL, 1ULL << 60,
+	};
+	const uint8_t vec = 0x45;
+	int i_w[ARRAY_SIZE(far)], i_r[ARRAY_SIZE(far)], i_n0, i_dl, i_n1;
+	unsigned int i;
+	struct avm t;
+
+	if (!tsc_khz)
+		return test_skip("KESTREL_CAP_TSC_KHZ is 0");
+	diag("TSC at %llu kHz", (unsigned long long)tsc_khz);
+	CHECK_H(avm_setup_mode(&t, 0, arg != NULL, true));
+	s_begin(&t);
+	s_wr(&t, R_LVTT, LVTT_DEADLINE | vec);
+	for (i = 0; i < ARRAY_SIZE(far); i++) {
+		i_w[i] = s_op(&t, OP_TSCDL, 0, far[i]);
+		s_op(&t, OP_SLEEP_IF1, tsc_ms(2), 0);
+		i_r[i] = s_rdmsr(&t, MSR_TSC_DEADLINE);
+	}
+	i_n0 = s_count(&t, vec);
+	i_dl = s_op(&t, OP_TSCDL, tsc_ms(2), 0);
+	s_op(&t, OP_STI_HLT, 0, 0);
+	i_n1 = s_count(&t, vec);
+	CHECK_H(s_run(&t));
+
+	for (i = 0; i < ARRAY_SIZE(far); i++) {
+		CHECK_EQ(fault(&t, i_w[i]), 0);
+		CHECK_EQ(res(&t, i_r[i]), far[i]);	/* still armed */
+	}
+	CHECK_EQ(res(&t, i_n0), 0);
+	CHECK_EQ(fault(&t, i_dl), 0);
+	CHECK_EQ(res(&t, i_n1), 1);
+	return TEST_PASS;
+}
+
 /* ---- 6: x2APIC --------------------------------------------------------- */
 
 static enum test_result test_x2apic_regs(const void *arg)
@@ -1659,6 +1704,8 @@ static const struct test_case cases[] = {
 	     test_timer_periodic),
 	BOTH("TSC-deadline: fires after the deadline, clears, 0 disarms, past fires",
 	     test_tsc_deadline),
+	BOTH("TSC-deadline: far deadlines up to 2^64-1 neither trap nor fire",
+	     test_tsc_deadline_far),
 	BOTH("self-IPI: IRR, highest vector first, IRR/ISR clear after",
 	     test_ipi_order),
 	BOTH("TPR holds an interrupt of its class until lowered; PPR",

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <cpuid.h>
+#include <sched.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -39,6 +40,8 @@ struct msr_res {
 #define CR4_OR(v)	{ MSR_OP_CR4_OR, 0, (v) }
 #define CPUID(l, s)	{ MSR_OP_CPUID, (s), (l) }
 #define OP_IN()		{ MSR_OP_IN, 0, 0 }
+#define RDPID()		{ MSR_OP_RDPID, 0, 0 }
+#define RDTSCP()	{ MSR_OP_RDTSCP, 0, 0 }
 
 #define CR4_OSFXSR	(1ULL << 9)
 #define CR4_OSXMMEXCPT	(1ULL << 10)
@@ -341,6 +344,118 @@ static enum test_result test_passthrough(const void *arg)
 	return TEST_PASS;
 }
 
+#define MSR_TSC_AUX	0xc0000103
+
+static void host_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	asm volatile("cpuid" : "=a" (r[0]), "=b" (r[1]), "=c" (r[2]), "=d" (r[3])
+		     : "a" (leaf), "c" (sub));
+}
+
+/* The host's TSC_AUX on this CPU, by RDPID or RDTSCP; false: neither. */
+static bool host_tsc_aux(bool rdpid, bool rdtscp, uint32_t *aux)
+{
+	uint64_t v;
+	uint32_t lo, hi, c;
+
+	if (rdpid) {
+		asm volatile(".byte 0xf3, 0x0f, 0xc7, 0xf8" : "=a" (v));
+		*aux = v;
+		return true;
+	}
+	if (rdtscp) {
+		asm volatile("rdtscp" : "=a" (lo), "=d" (hi), "=c" (c));
+		*aux = c;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * TSC_AUX is the guest's: WRMSR/RDMSR keep its value, and RDPID, which
+ * SVM cannot intercept, reads it, not the host's.  RDTSCP is not offered
+ * (#UD), or where an emulated CPU ignores the intercept reads the
+ * guest's.  The host's value on the CPU that ran the guest is unchanged.
+ */
+static enum test_result test_tsc_aux(const void *arg)
+{
+	static const struct msr_op ops[] = {
+		RDMSR(MSR_TSC_AUX), WRMSR(MSR_TSC_AUX, 0x1234),
+		RDMSR(MSR_TSC_AUX), RDPID(), RDTSCP(), OP_IN(), RDPID(),
+		RDMSR(MSR_TSC_AUX), WRMSR(MSR_TSC_AUX, 1ULL << 32),
+		RDMSR(MSR_TSC_AUX),
+	};
+	struct msr_res r[ARRAY_SIZE(ops)];
+	uint32_t c[4], before = 0, after = 0;
+	bool h_rdpid, h_rdtscp, have;
+	struct vcpu v;
+	struct vm vm;
+	cpu_set_t set;
+	int i;
+
+	(void)arg;
+	host_cpuid(7, 0, c);
+	h_rdpid = c[2] & (1U << 22);
+	host_cpuid(0x80000001, 0, c);
+	h_rdtscp = c[3] & (1U << 27);
+	diag("host: RDPID %d RDTSCP %d", h_rdpid, h_rdtscp);
+	/* One CPU: the guest's TSC_AUX would be left on this one. */
+	CPU_ZERO(&set);
+	CPU_SET(sched_getcpu(), &set);
+	CHECK_OK(sched_setaffinity(0, sizeof(set), &set));
+	have = host_tsc_aux(h_rdpid, h_rdtscp, &before);
+
+	CHECK_H(setup(&vm, &v, ops, ARRAY_SIZE(ops)));
+	for (i = 0; i < 5; i++)
+		CHECK_H(next_result(&v, &r[i]));
+	CHECK_H(run_expect_in(&v, PORT_IN, 4, 0));
+	for (i = 5; i < (int)ARRAY_SIZE(ops); i++)
+		CHECK_H(next_result(&v, &r[i]));
+	CHECK_H(run_expect_hlt(&v));
+	if (have) {
+		host_tsc_aux(h_rdpid, h_rdtscp, &after);
+		diag("host TSC_AUX 0x%x before, 0x%x after", before, after);
+	}
+	CPU_ZERO(&set);
+	for (i = 0; i < CPU_SETSIZE; i++)
+		CPU_SET(i, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+
+	diag("guest RDPID: vector %u, 0x%llx", r[3].vector,
+	     (unsigned long long)r[3].a);
+	CHECK_VEC(r[0], 0);
+	CHECK_EQ(r[0].a, 0);		/* 0 at RESET */
+	CHECK_VEC(r[1], 0);
+	CHECK_VEC(r[2], 0);
+	CHECK_EQ(r[2].a, 0x1234);
+	/* RDPID: the guest's value, or #UD where the CPU has none or VMX. */
+	if (r[3].vector == 0)
+		CHECK_EQ(r[3].a, 0x1234);
+	else
+		CHECK_VEC(r[3], UD);
+	if (h_rdpid && check_cap(KESTREL_CAP_BACKEND) == KESTREL_BACKEND_SVM)
+		CHECK_VEC(r[3], 0);	/* SVM cannot stop it */
+	/*
+	 * RDTSCP: not offered, and intercepted to raise #UD; QEMU's emulated
+	 * SVM ignores that intercept, and then it must read the guest's.
+	 */
+	diag("guest RDTSCP: vector %u, TSC_AUX 0x%llx", r[4].vector,
+	     (unsigned long long)r[4].a);
+	if (r[4].vector == 0)
+		CHECK_EQ(r[4].a, 0x1234);
+	else
+		CHECK_VEC(r[4], UD);
+	/* After an exit to userspace, and back: still the guest's. */
+	CHECK_VEC(r[6], r[3].vector);
+	if (r[6].vector == 0)
+		CHECK_EQ(r[6].a, 0x1234);
+	CHECK_EQ(r[7].a, 0x1234);
+	CHECK_VEC(r[8], GP);		/* bits 63:32 are reserved */
+	CHECK_EQ(r[9].a, 0x1234);
+	CHECK_EQ(after, before);
+	return TEST_PASS;
+}
+
 static enum test_result test_unknown_gp(const void *arg)
 {
 	static const struct msr_op ops[] = {
@@ -618,6 +733,8 @@ static enum test_result test_avx(const void *arg)
 }
 
 static const struct test_case cases[] = {
+	{ "TSC_AUX is the guest's: RDMSR, RDPID; RDTSCP #UD; host's intact",
+	  test_tsc_aux, NULL },
 	{ "TSC starts near 0, is monotonic and writable", test_tsc, NULL },
 	{ "MTRRs: defaults, stored values, type and reserved-bit checks",
 	  test_mtrr, NULL },

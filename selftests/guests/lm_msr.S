@@ -51,6 +51,10 @@ next:
 	je	op_ymm_store
 	cmp	$MSR_OP_IN, %eax
 	je	op_in
+	cmp	$MSR_OP_RDPID, %eax
+	je	op_rdpid
+	cmp	$MSR_OP_RDTSCP, %eax
+	je	op_rdtscp
 	jmp	report
 
 op_rdmsr:
@@ -117,6 +121,23 @@ op_ymm_store:
 op_in:
 	in	$PORT_IN, %eax
 	mov	%eax, %r12d
+	jmp	report
+
+op_rdpid:
+	mov	$4, %r14d
+	xor	%eax, %eax
+	.byte	0xf3, 0x0f, 0xc7, 0xf8	/* rdpid %rax */
+	mov	%rax, %r12
+	jmp	report
+
+op_rdtscp:
+	mov	$3, %r14d
+	xor	%ecx, %ecx
+	rdtscp
+	mov	%ecx, %r12d
+	mov	%eax, %r13d
+	shl	$32, %rdx
+	or	%rdx, %r13
 	jmp	report
 
 edx_eax:

@@ -21,5 +21,7 @@
 #define MSR_OP_YMM_LOAD		8	/* YMM0-15 from MSR_YMM_IN */
 #define MSR_OP_YMM_STORE	9	/* YMM0-15 to MSR_YMM_OUT */
 #define MSR_OP_IN		10	/* a = IN from PORT_IN */
+#define MSR_OP_RDPID		11	/* a = RDPID's result */
+#define MSR_OP_RDTSCP		12	/* a = ECX (TSC_AUX), b = EDX:EAX */
 
 #endif

@@ -388,6 +388,34 @@ static void lapic_timer_start_count(struct kestrel_lapic *l)
 		      HRTIMER_MODE_ABS_HARD);
 }
 
+/*
+ * @ticks of a TSC at @khz in nanoseconds, exactly, for every 64-bit
+ * @ticks and every rate; LAPIC_NEVER_NS where that is further than
+ * LAPIC_NEVER_NS.  Whole milliseconds and the remainder apart, so that
+ * no product or quotient overflows (one 64-bit multiply-divide traps
+ * below 1 GHz, and its result overflows ktime below 2 GHz).  An unknown
+ * rate (0) counts as 1 GHz.
+ */
+#define LAPIC_NEVER_NS		((u64)KTIME_MAX / 2)	/* 146 years */
+
+u64 kestrel_lapic_tsc_to_ns(u64 ticks, u32 khz)
+{
+	u32 rem;
+	u64 ms;
+
+	if (!khz)
+		khz = USEC_PER_SEC;
+	ms = div_u64_rem(ticks, khz, &rem);
+	if (ms >= LAPIC_NEVER_NS / NSEC_PER_MSEC)
+		return LAPIC_NEVER_NS;
+	return ms * NSEC_PER_MSEC + div_u64((u64)rem * NSEC_PER_MSEC, khz);
+}
+
+/*
+ * A deadline LAPIC_NEVER_NS or more ahead is never reached while this
+ * host runs: the timer stays off (the MSR keeps the value).  Anything
+ * nearer fits ktime with room to spare, whatever ktime_get() says.
+ */
 static void lapic_timer_start_deadline(struct kestrel_lapic *l)
 {
 	u64 now = kestrel_x86_guest_tsc(l->vcpu), ns = 0;
@@ -396,11 +424,52 @@ static void lapic_timer_start_deadline(struct kestrel_lapic *l)
 	if (!l->tsc_deadline)
 		return;
 	if (l->tsc_deadline > now)
-		ns = tsc_khz ? mul_u64_u32_div(l->tsc_deadline - now, 1000000,
-					       tsc_khz)
-			     : l->tsc_deadline - now;
+		ns = kestrel_lapic_tsc_to_ns(l->tsc_deadline - now, tsc_khz);
+	if (ns >= LAPIC_NEVER_NS)
+		return;
 	hrtimer_start(&l->timer, ktime_add_ns(ktime_get(), ns),
 		      HRTIMER_MODE_ABS_HARD);
+}
+
+/*
+ * Load time: the conversion against the arithmetic it replaced, where
+ * that one is exact, and its bounds at rates this host may not have.
+ */
+int kestrel_lapic_selfcheck(void)
+{
+	static const u32 rates[] = {
+		1, 1000, 999999, 1000000, 1000001, 1999999, 2000000,
+		3000000, U32_MAX,
+	};
+	static const u64 far[] = {
+		U64_MAX, BIT_ULL(63), BIT_ULL(63) - 1, BIT_ULL(62), U64_MAX - 1,
+	};
+	int i, j;
+
+	for (i = 0; i < ARRAY_SIZE(rates); i++) {
+		u32 khz = rates[i];
+		u64 small[] = { 0, 1, khz - 1, khz, (u64)khz * 1000 + 7,
+				U32_MAX };
+
+		for (j = 0; j < ARRAY_SIZE(small); j++)
+			if (kestrel_lapic_tsc_to_ns(small[j], khz) !=
+			    mul_u64_u32_div(small[j], USEC_PER_SEC, khz))
+				goto bad;
+		for (j = 0; j < ARRAY_SIZE(far); j++) {
+			u64 ns = kestrel_lapic_tsc_to_ns(far[j], khz);
+
+			/* Exact below LAPIC_NEVER_NS: 2^62 at 4.29 THz, say. */
+			if (ns > LAPIC_NEVER_NS ||
+			    (ns < LAPIC_NEVER_NS &&
+			     div_u64(ns, NSEC_PER_MSEC) != div_u64(far[j], khz)))
+				goto bad;
+		}
+	}
+	return 0;
+bad:
+	kestrel_err("TSC-deadline arithmetic self-check failed at %u kHz, case %d\n",
+		    rates[i], j);
+	return -EINVAL;
 }
 
 static u32 lapic_current_count(struct kestrel_lapic *l)

@@ -12,6 +12,9 @@
 struct kestrel_msi;
 
 int kestrel_lapic_create(struct kestrel_vcpu *vcpu);
+/* TSC ticks at @khz to ns, saturating; and its load-time self-check. */
+u64 kestrel_lapic_tsc_to_ns(u64 ticks, u32 khz);
+int kestrel_lapic_selfcheck(void);
 void kestrel_lapic_free(struct kestrel_vcpu *vcpu);
 void kestrel_lapic_reset(struct kestrel_vcpu *vcpu);
 

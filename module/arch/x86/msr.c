@@ -118,6 +118,7 @@ void kestrel_msr_reset(struct kestrel_vcpu *vcpu)
 	m->misc_enable = MISC_ENABLE_FAST_STRING | MISC_ENABLE_BTS_UNAVAIL |
 			 MISC_ENABLE_PEBS_UNAVAIL;
 	m->nb_cfg = 0;
+	m->tsc_aux = 0;
 	kestrel_pvclock_reset(vcpu);
 	vcpu->arch.msr_exit.pending = false;
 }
@@ -177,6 +178,9 @@ int kestrel_msr_get(struct kestrel_vcpu *vcpu, u32 msr, u64 *val)
 		return 0;
 	case KESTREL_MSR_KVM_WALL_CLOCK:
 		*val = m->kvm_wall_clock;
+		return 0;
+	case MSR_TSC_AUX:
+		*val = m->tsc_aux;
 		return 0;
 	}
 	return -ENOENT;
@@ -250,6 +254,15 @@ int kestrel_msr_set(struct kestrel_vcpu *vcpu, u32 msr, u64 val)
 		return kestrel_pvclock_set_system_time(vcpu, val);
 	case KESTREL_MSR_KVM_WALL_CLOCK:
 		return kestrel_pvclock_set_wall_clock(vcpu, val);
+	case MSR_TSC_AUX:
+		/*
+		 * The guest's own: what RDPID returns where the backend lets
+		 * it run (svm.c loads it around VMRUN).  Bits 63:32 reserved.
+		 */
+		if (val >> 32)
+			return -1;
+		m->tsc_aux = val;
+		return 0;
 	}
 	return -ENOENT;
 }

@@ -38,6 +38,7 @@ static struct svm_cpu __percpu *svm_cpus;
 static struct page *iopm_pages, *msrpm_pages;
 static u32 svm_max_asid;		/* highest usable ASID */
 static bool svm_has_nrips;
+static bool svm_has_tsc_aux;		/* RDTSCP or RDPID: TSC_AUX exists */
 
 static inline struct svm_vcpu *to_svm(struct kestrel_vcpu *vcpu)
 {
@@ -72,6 +73,8 @@ static int svm_probe(void)
 	}
 	svm_max_asid = ebx - 1;
 	svm_has_nrips = edx & SVM_CPUID_NRIPS;
+	svm_has_tsc_aux = boot_cpu_has(X86_FEATURE_RDTSCP) ||
+			  boot_cpu_has(X86_FEATURE_RDPID);
 	kestrel_info("SVM backend: revision %u, %u ASIDs, nested paging, NRIP-save %s, decode assists %s\n",
 		     eax & 0xff, ebx, svm_has_nrips ? "yes" : "no (decoding)",
 		     edx & BIT(7) ? "yes" : "no");
@@ -199,7 +202,15 @@ static void svm_init_controls(struct kestrel_vcpu *vcpu)
 	memset(c, 0, sizeof(*c));
 	c->intercept_cr = SVM_INTERCEPT_CR4_WRITE;
 	c->intercept_dr = 0x00ff00ff;			/* DR0-7, both ways */
-	c->intercept_exceptions = BIT(X86_TRAP_MC);
+	/*
+	 * #DB and #AC exit and are reflected (svm_reflect()): a guest whose
+	 * delivery of either raises it again (a misaligned CPL3 stack with
+	 * CR0.AM and EFLAGS.AC, or a breakpoint on its own stack) would
+	 * otherwise hold the CPU in microcode, deaf to interrupts, for ever
+	 * (CVE-2015-5307, CVE-2015-8104).
+	 */
+	c->intercept_exceptions = BIT(X86_TRAP_MC) | BIT(X86_TRAP_DB) |
+				  BIT(X86_TRAP_AC);
 	c->intercept_misc1 = SVM_INTERCEPT_INTR | SVM_INTERCEPT_NMI |
 			     SVM_INTERCEPT_SMI | SVM_INTERCEPT_RDPMC |
 			     SVM_INTERCEPT_CPUID | SVM_INTERCEPT_RSM |
@@ -496,6 +507,15 @@ static void svm_inject_irq(struct kestrel_vcpu *vcpu, u8 vector)
 		(SVM_EVTINJ_TYPE_INTR << SVM_EVTINJ_TYPE_SHIFT);
 }
 
+static void svm_cancel_exception(struct kestrel_vcpu *vcpu)
+{
+	struct vmcb_control_k *c = &to_svm(vcpu)->vmcb->control;
+	u32 type = (c->event_inj & SVM_EVTINJ_TYPE_MASK) >> SVM_EVTINJ_TYPE_SHIFT;
+
+	if ((c->event_inj & SVM_EVTINJ_VALID) && type == SVM_EVTINJ_TYPE_EXEPT)
+		c->event_inj = 0;
+}
+
 /*
  * The window is a virtual interrupt (V_IRQ) of the pending interrupt's
  * priority, with its VINTR intercepted: the CPU exits exactly when the
@@ -579,6 +599,27 @@ static void svm_complete_event(struct vmcb_control_k *c)
 	c->event_inj = c->exit_int_info;
 }
 
+/*
+ * A #DB or #AC exit: x86.c injects it again.  If it struck while another
+ * exception was being delivered, it replaces that one (both are benign:
+ * the SDM handles such pairs serially, and a fault re-raises the first
+ * when its instruction runs again).  If it struck while an interrupt or
+ * NMI was being delivered, that event goes in again and the fault, which
+ * its delivery will raise again, is dropped.
+ */
+static enum kestrel_x86_exit_reason svm_reflect(struct vmcb_control_k *c,
+						enum kestrel_x86_exit_reason r)
+{
+	u32 type = (c->event_inj & SVM_EVTINJ_TYPE_MASK) >> SVM_EVTINJ_TYPE_SHIFT;
+
+	if (!(c->event_inj & SVM_EVTINJ_VALID))
+		return r;
+	if (type != SVM_EVTINJ_TYPE_EXEPT)
+		return X86_EXIT_NONE;
+	c->event_inj = 0;
+	return r;
+}
+
 static void svm_describe_exit(struct kestrel_vcpu *vcpu, struct vmcb_k *vmcb,
 			      struct kestrel_x86_exit *e)
 {
@@ -604,6 +645,20 @@ static void svm_describe_exit(struct kestrel_vcpu *vcpu, struct vmcb_k *vmcb,
 		/* A machine check hit while in the guest: the host's. */
 		asm volatile("int $0x12");
 		e->reason = X86_EXIT_NONE;
+		break;
+	case SVM_EXIT_EXCP_BASE + X86_TRAP_DB:
+		/*
+		 * The VMCB's DR6 took the cause (a guest's TF; its own
+		 * breakpoints are virtual and never armed).  The guest's DR6 is
+		 * x86.c's: clear this one for the next #DB.
+		 */
+		e->exc.dr6 = vmcb->save.dr6;
+		vmcb->save.dr6 = DR6_RESERVED;
+		e->reason = svm_reflect(c, X86_EXIT_EXC_DB);
+		break;
+	case SVM_EXIT_EXCP_BASE + X86_TRAP_AC:
+		e->exc.error = e->info1;
+		e->reason = svm_reflect(c, X86_EXIT_EXC_AC);
 		break;
 	case SVM_EXIT_CPUID:
 		e->reason = X86_EXIT_CPUID;
@@ -680,6 +735,7 @@ static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 	struct vmcb_k *vmcb = sv->vmcb;
 	struct kestrel_arch_vcpu *a = &vcpu->arch;
 	struct svm_cpu *sd;
+	u64 host_tsc_aux = 0;
 	int cpu, gen;
 
 	lockdep_assert_preemption_disabled();
@@ -717,7 +773,21 @@ static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 	}
 
 	asm volatile("clgi" ::: "memory");
+	/*
+	 * RDPID cannot be intercepted: the guest's TSC_AUX must be in the
+	 * MSR while it runs.  The host's goes back before STGI, so nothing
+	 * in the host (an NMI, an interrupt, preemption, the return to user
+	 * space with its vDSO getcpu) ever sees the guest's: two WRMSRs per
+	 * entry, and none when both agree.
+	 */
+	if (svm_has_tsc_aux) {
+		rdmsrl(MSR_TSC_AUX, host_tsc_aux);
+		if (host_tsc_aux != a->msrs.tsc_aux)
+			wrmsrl(MSR_TSC_AUX, a->msrs.tsc_aux);
+	}
 	__kestrel_svm_vmrun(sv->vmcb_pa, page_to_phys(sd->host_save), a->regs);
+	if (svm_has_tsc_aux && host_tsc_aux != a->msrs.tsc_aux)
+		wrmsrl(MSR_TSC_AUX, host_tsc_aux);
 	/* #VMEXIT clears DR7: put the host's breakpoints back. */
 	if (hw_breakpoint_active())
 		hw_breakpoint_restore();
@@ -761,6 +831,7 @@ const struct kestrel_backend_ops kestrel_svm_ops = {
 	.interrupt_allowed	= svm_interrupt_allowed,
 	.inject_irq		= svm_inject_irq,
 	.set_irq_window		= svm_set_irq_window,
+	.cancel_exception	= svm_cancel_exception,
 	.npt_table_entry	= svm_npt_table_entry,
 	.npt_leaf_entry		= svm_npt_leaf_entry,
 	.npt_entry_writable	= svm_npt_entry_writable,

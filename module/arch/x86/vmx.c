@@ -754,8 +754,14 @@ static void vmx_setup_vmcs(struct vmx_vcpu *sv)
 	vmcs_write(VMCS_CPU_CTLS2, cpu2);
 	vmcs_write(VMCS_EXIT_CTLS, vmx_cfg.exit);
 	vmcs_write(VMCS_ENTRY_CTLS, vmx_cfg.entry);
-	/* A machine check while the guest runs belongs to the host. */
-	vmcs_write(VMCS_EXCEPTION_BITMAP, BIT(X86_TRAP_MC));
+	/*
+	 * A machine check while the guest runs belongs to the host.  #DB and
+	 * #AC exit and are reflected (vmx_reflect()): a guest whose delivery
+	 * of either raises it again would otherwise hold the CPU, deaf to
+	 * interrupts, for ever (CVE-2015-5307, CVE-2015-8104).
+	 */
+	vmcs_write(VMCS_EXCEPTION_BITMAP, BIT(X86_TRAP_MC) | BIT(X86_TRAP_DB) |
+		   BIT(X86_TRAP_AC));
 	vmcs_write(VMCS_PF_ERROR_MASK, 0);
 	vmcs_write(VMCS_PF_ERROR_MATCH, 0);
 	vmcs_write(VMCS_CR3_TARGET_COUNT, 0);
@@ -1178,6 +1184,17 @@ static bool vmx_has_error_code(u8 vector)
 	return false;
 }
 
+static void vmx_cancel_exception(struct kestrel_vcpu *vcpu)
+{
+	struct vmx_vcpu *sv = to_vmx(vcpu);
+	u32 type = (sv->inject_info & VMX_INTR_INFO_TYPE_MASK) >>
+		   VMX_INTR_INFO_TYPE_SHIFT;
+
+	if ((sv->inject_info & VMX_INTR_INFO_VALID) &&
+	    type == VMX_INTR_TYPE_HW_EXCEPTION)
+		sv->inject_info = 0;
+}
+
 /* Queue x86.c's pending exception unless an interrupted event goes first. */
 static void vmx_inject_exception(struct kestrel_vcpu *vcpu, struct vmx_vcpu *sv)
 {
@@ -1282,6 +1299,30 @@ static enum kestrel_x86_exit_reason vmx_cr_access(struct kestrel_vcpu *vcpu,
 	return X86_EXIT_UNHANDLED;
 }
 
+/*
+ * A #DB or #AC exit: x86.c injects it again.  Struck while delivering
+ * another exception, it replaces it (benign pairs go serially; a fault
+ * re-raises the first when its instruction runs again).  Struck while
+ * delivering an interrupt or NMI, that event goes in again and the fault,
+ * which its delivery raises again, is dropped.
+ */
+static enum kestrel_x86_exit_reason vmx_reflect(struct vmx_vcpu *sv,
+						enum kestrel_x86_exit_reason r)
+{
+	u32 type = (sv->inject_info & VMX_INTR_INFO_TYPE_MASK) >>
+		   VMX_INTR_INFO_TYPE_SHIFT;
+
+	if (!(sv->inject_info & VMX_INTR_INFO_VALID))
+		return r;
+	if (type != VMX_INTR_TYPE_HW_EXCEPTION)
+		return X86_EXIT_NONE;
+	sv->inject_info = 0;
+	return r;
+}
+
+/* Exit qualification of a #DB: B0-B3, BD and BS where DR6 has them. */
+#define VMX_DB_QUAL_DR6		(DR_TRAP_BITS | KESTREL_DR6_BD | DR_STEP)
+
 static void vmx_describe_exit(struct kestrel_vcpu *vcpu, struct vmx_vcpu *sv,
 			      u32 reason, u32 intr_info, u32 idt_info,
 			      struct kestrel_x86_exit *e)
@@ -1308,6 +1349,19 @@ static void vmx_describe_exit(struct kestrel_vcpu *vcpu, struct vmx_vcpu *sv,
 		} else if (((intr_info & VMX_INTR_INFO_TYPE_MASK) >>
 			    VMX_INTR_INFO_TYPE_SHIFT) == VMX_INTR_TYPE_NMI) {
 			e->reason = X86_EXIT_NONE;	/* vmx_run() passed it on */
+		} else if ((intr_info & VMX_INTR_INFO_VECTOR) == X86_TRAP_DB) {
+			/*
+			 * ICEBP (INT1) exits before it completes; as a trap,
+			 * its #DB is delivered past it.
+			 */
+			if (((intr_info & VMX_INTR_INFO_TYPE_MASK) >>
+			     VMX_INTR_INFO_TYPE_SHIFT) == VMX_INTR_TYPE_PRIV_SOFT_EXC)
+				vcpu->arch.rip += len;
+			e->exc.dr6 = qual & VMX_DB_QUAL_DR6;
+			e->reason = vmx_reflect(sv, X86_EXIT_EXC_DB);
+		} else if ((intr_info & VMX_INTR_INFO_VECTOR) == X86_TRAP_AC) {
+			e->exc.error = vmcs_read(VMCS_EXIT_INTR_ERROR);
+			e->reason = vmx_reflect(sv, X86_EXIT_EXC_AC);
 		} else {
 			e->reason = X86_EXIT_UNHANDLED;
 		}
@@ -1638,6 +1692,7 @@ const struct kestrel_backend_ops kestrel_vmx_ops = {
 	.interrupt_allowed	= vmx_interrupt_allowed,
 	.inject_irq		= vmx_inject_irq,
 	.set_irq_window		= vmx_set_irq_window,
+	.cancel_exception	= vmx_cancel_exception,
 	.npt_table_entry	= vmx_npt_table_entry,
 	.npt_leaf_entry		= vmx_npt_leaf_entry,
 	.npt_entry_writable	= vmx_npt_entry_writable,

@@ -8,6 +8,8 @@
 #include <linux/sched/clock.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <asm/apicdef.h>
+#include <asm/debugreg.h>
 #include <asm/fpu/api.h>
 #include <asm/msr-index.h>
 #include <asm/processor-flags.h>
@@ -42,6 +44,8 @@ const char *const kestrel_arch_exit_names[KESTREL_ARCH_NR_EXITS] = {
 	[X86_EXIT_EVENT_DELIVERY]	= "event_delivery",
 	[X86_EXIT_IRQ_WINDOW]		= "irq_window",
 	[X86_EXIT_XSETBV]		= "xsetbv",
+	[X86_EXIT_EXC_DB]		= "exc_db",
+	[X86_EXIT_EXC_AC]		= "exc_ac",
 	[X86_EXIT_UNHANDLED]		= "unhandled",
 };
 
@@ -51,6 +55,9 @@ int kestrel_arch_init(void)
 {
 	int r;
 
+	r = kestrel_lapic_selfcheck();
+	if (r)
+		return r;
 	r = kestrel_cpuid_init();
 	if (r)
 		return r;
@@ -274,6 +281,18 @@ void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
 	e->error = error;
 }
 
+/*
+ * #DB for the guest: its cause bits go to the virtual DR6, where the
+ * guest's handler reads them.  B0-B3, BD, BS and BT stay set until the
+ * guest clears them, as on hardware.
+ */
+void kestrel_x86_queue_db(struct kestrel_vcpu *vcpu, u64 cause)
+{
+	vcpu->arch.dr6 |= cause & (DR_TRAP_BITS | DR_STEP | KESTREL_DR6_BD |
+				   KESTREL_DR6_BT);
+	kestrel_x86_queue_exception(vcpu, X86_TRAP_DB, false, 0);
+}
+
 /* 16, 32 or 64: the default operand/address size of the guest code. */
 int kestrel_x86_guest_mode_bits(struct kestrel_vcpu *vcpu)
 {
@@ -291,6 +310,19 @@ int kestrel_x86_guest_mode_bits(struct kestrel_vcpu *vcpu)
 /* ---- registers from userspace ---------------------------------------------- */
 
 #define RFLAGS_RESERVED	(~0x3f7fd7ULL)	/* 63:22, 15, 5, 3, and bit 1 */
+
+/*
+ * New registers from userspace void the exception the old ones had
+ * pending or in delivery: it belongs to an instruction that is no longer
+ * there, and may not even be deliverable in the new mode (an error code
+ * in real mode).  An interrupt or NMI in delivery stays: the local APIC
+ * has already accepted it, and it is valid in any state.
+ */
+static void kestrel_x86_void_exception(struct kestrel_vcpu *vcpu)
+{
+	vcpu->arch.exception.pending = false;
+	kestrel_backend->cancel_exception(vcpu);
+}
 
 static void kestrel_get_regs(struct kestrel_vcpu *vcpu, struct kestrel_regs *r)
 {
@@ -330,6 +362,7 @@ static int kestrel_set_regs(struct kestrel_vcpu *vcpu,
 	vcpu->arch.pio_in_size = 0;
 	kestrel_emulate_cancel(vcpu);
 	vcpu->arch.msr_exit.pending = false;
+	kestrel_x86_void_exception(vcpu);
 	return 0;
 }
 
@@ -356,6 +389,21 @@ static u64 kestrel_efer_allowed(void)
 {
 	return EFER_SCE | EFER_LME | EFER_LMA |
 	       (kestrel_host_has_nx ? EFER_NX : 0);
+}
+
+/*
+ * EFER.LME with neither paging nor PAE is legal, but of no use (paging
+ * can only be turned on from it after PAE, the order the APM's long-mode
+ * sequence gives), and QEMU's emulated SVM cannot leave a guest in it:
+ * its #VMEXIT restores the host's CR0 while the guest's EFER and CR4 are
+ * still loaded, declines to "enter long mode" without PAE, and resumes
+ * the host with paging off (a wedged CPU).  So Kestrel never lets a vCPU
+ * be in it: SET_SREGS refuses it, the guest's WRMSR and MOV to CR4 that
+ * would reach it raise #GP.
+ */
+static bool kestrel_lme_ok(u64 efer, u64 cr0, u64 cr4)
+{
+	return !(efer & EFER_LME) || (cr0 & X86_CR0_PG) || (cr4 & X86_CR4_PAE);
 }
 
 #define CR0_RESERVED	(~(u64)(X86_CR0_PE | X86_CR0_MP | X86_CR0_EM | \
@@ -407,12 +455,23 @@ static int kestrel_validate_sregs(const struct kestrel_sregs *s)
 		return -EINVAL;
 	if (lma && !(s->cr4 & X86_CR4_PAE))
 		return -EINVAL;
+	if (!kestrel_lme_ok(s->efer, s->cr0, s->cr4))
+		return -EINVAL;
 	if (lma && s->cs.l && s->cs.db)
 		return -EINVAL;
 
 	/* APIC base: bits 7:0, 9 and those above the address width. */
 	if (s->apic_base & (0xffULL | BIT_ULL(9) |
 			    ~GENMASK_ULL(kestrel_host_phys_bits - 1, 0)))
+		return -EINVAL;
+	/*
+	 * x2APIC mode (EXTD) is a mode of an enabled APIC: EXTD without EN
+	 * is the one invalid combination (SDM vol. 3, 11.12.5).  The
+	 * transitions a guest's WRMSR must follow do not apply: this restores
+	 * a state, it does not switch modes.
+	 */
+	if ((s->apic_base & X2APIC_ENABLE) &&
+	    !(s->apic_base & MSR_IA32_APICBASE_ENABLE))
 		return -EINVAL;
 	return 0;
 }
@@ -435,6 +494,7 @@ static int kestrel_set_sregs(struct kestrel_vcpu *vcpu,
 	kestrel_backend->set_sregs(vcpu, s);
 	vcpu->arch.apic_base = s->apic_base;
 	vcpu->arch.tlb_flush_pending = true;
+	kestrel_x86_void_exception(vcpu);
 	return 0;
 }
 
@@ -558,7 +618,13 @@ static void kestrel_skip(struct kestrel_vcpu *vcpu, int len, int mode_bits)
 	vcpu->arch.rip += len;
 	if (mode_bits != 64)
 		vcpu->arch.rip &= 0xffffffffULL;
-	/* A completed instruction ends single-step and the interrupt shadow. */
+	/*
+	 * A completed instruction ends the interrupt shadow (the backends see
+	 * RIP move) and, with RFLAGS.TF, traps: the CPU did not run this
+	 * instruction, so its single-step #DB is ours to raise.
+	 */
+	if (vcpu->arch.rflags & X86_EFLAGS_TF)
+		kestrel_x86_queue_db(vcpu, DR_STEP);
 }
 
 /* Step over the exiting instruction, decoding it when we must. */
@@ -685,6 +751,9 @@ static int kestrel_wrmsr(struct kestrel_vcpu *vcpu, u32 msr, u64 val)
 			return -1;
 		/* LME may not change while paging is on; LMA is read-only. */
 		if (((val ^ old) & EFER_LME) && (ops->get_cr(vcpu, 0) & X86_CR0_PG))
+			return -1;
+		/* PAE before LME while paging is off: see kestrel_lme_ok(). */
+		if (!kestrel_lme_ok(val, ops->get_cr(vcpu, 0), ops->get_cr(vcpu, 4)))
 			return -1;
 		ops->set_efer(vcpu, (val & ~EFER_LMA) | (old & EFER_LMA));
 		return 0;
@@ -842,7 +911,8 @@ static int kestrel_handle_cr_write(struct kestrel_vcpu *vcpu,
 		return 0;
 	}
 	if ((val & ~kestrel_cr4_allowed()) ||
-	    ((ops->get_efer(vcpu) & EFER_LMA) && !(val & X86_CR4_PAE))) {
+	    ((ops->get_efer(vcpu) & EFER_LMA) && !(val & X86_CR4_PAE)) ||
+	    !kestrel_lme_ok(ops->get_efer(vcpu), ops->get_cr(vcpu, 0), val)) {
 		kestrel_x86_queue_exception(vcpu, X86_TRAP_GP, true, 0);
 		return 0;
 	}
@@ -1026,6 +1096,12 @@ static int kestrel_handle_exit(struct kestrel_vcpu *vcpu,
 		return 0;
 	case X86_EXIT_SKIP:
 		return kestrel_skip_insn(vcpu, e);
+	case X86_EXIT_EXC_DB:
+		kestrel_x86_queue_db(vcpu, e->exc.dr6);
+		return 0;
+	case X86_EXIT_EXC_AC:
+		kestrel_x86_queue_exception(vcpu, X86_TRAP_AC, true, e->exc.error);
+		return 0;
 	case X86_EXIT_ENTRY_FAILED:
 		run->exit_reason = KESTREL_EXIT_FAIL_ENTRY;
 		run->fail_entry.hardware_entry_failure_reason = e->code;

@@ -42,6 +42,10 @@ struct kestrel_x86_exit {
 		struct {
 			u8   cr;
 		} cr;
+		struct {
+			u32  error;	/* #AC: error code */
+			u64  dr6;	/* #DB: B0-B3, BD, BS, BT as DR6 */
+		} exc;
 	};
 };
 
@@ -114,6 +118,11 @@ struct kestrel_backend_ops {
 	bool	(*interrupt_allowed)(struct kestrel_vcpu *vcpu);
 	void	(*inject_irq)(struct kestrel_vcpu *vcpu, u8 vector);
 	void	(*set_irq_window)(struct kestrel_vcpu *vcpu, int prio);
+	/*
+	 * Forget an exception the last exit cut short, which the next entry
+	 * would deliver again; an interrupt or NMI cut short stays.
+	 */
+	void	(*cancel_exception)(struct kestrel_vcpu *vcpu);
 
 	/*
 	 * Enter the guest once with the registers in vcpu->arch, deliver a
@@ -145,6 +154,10 @@ extern const struct kestrel_backend_ops kestrel_vmx_ops;
 /* x86.c */
 void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
 				 bool has_error, u32 error);
+/* DR6 bits not named alike in every kernel's debugreg.h. */
+#define KESTREL_DR6_BD	BIT(13)
+#define KESTREL_DR6_BT	BIT(15)
+void kestrel_x86_queue_db(struct kestrel_vcpu *vcpu, u64 cause);
 int kestrel_x86_guest_mode_bits(struct kestrel_vcpu *vcpu);
 bool kestrel_x86_cancel_entry(struct kestrel_vcpu *vcpu);
 int kestrel_x86_internal_error(struct kestrel_vcpu *vcpu, u32 suberror,

@@ -31,6 +31,8 @@ enum kestrel_x86_exit_reason {
 	X86_EXIT_EVENT_DELIVERY,
 	X86_EXIT_IRQ_WINDOW,	/* the guest can take the pending interrupt */
 	X86_EXIT_XSETBV,
+	X86_EXIT_EXC_DB,	/* reflect #DB; exc.dr6: its cause bits */
+	X86_EXIT_EXC_AC,	/* reflect #AC; exc.error: its error code */
 	X86_EXIT_UNHANDLED,
 	X86_EXIT_NR
 };
@@ -157,6 +159,7 @@ struct kestrel_arch_vcpu {
 		u64	mtrr_var[16];	/* PHYSBASE0, PHYSMASK0, ... */
 		u64	misc_enable;
 		u64	nb_cfg;
+		u32	tsc_aux;	/* IA32_TSC_AUX (RDPID) */
 		u64	kvm_system_time;	/* MSR values as written */
 		u64	kvm_wall_clock;
 		u32	pvclock_version;	/* last published, even */
