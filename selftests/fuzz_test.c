@@ -198,6 +198,7 @@ struct worker {
 	/* The monitor reads these: when the current RUN started, 0 when none */
 	_Atomic long run_since_ms;
 	const char *op;
+	pid_t tid;
 };
 
 static long now_ms(void)
@@ -211,6 +212,37 @@ static long now_ms(void)
 static void wd_handler(int sig)
 {
 	(void)sig;
+}
+
+static __thread struct worker *cur_worker;
+
+/* A signal nobody sent on purpose: say in which operation, then die of it. */
+static void crash_handler(int sig)
+{
+	char buf[160];
+	int n;
+
+	n = snprintf(buf, sizeof(buf),
+		     "# FAIL (seed %" PRIu64 "): signal %d in thread %d, operation %s\n",
+		     fuzz_seed, sig, cur_worker ? cur_worker->id : -1,
+		     cur_worker && cur_worker->op ? cur_worker->op : "(none)");
+	if (write(STDOUT_FILENO, buf, n) < 0)
+		n = 0;
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void catch_crashes(void)
+{
+	static const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGSYS };
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = crash_handler;
+	sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+	for (i = 0; i < ARRAY_SIZE(sigs); i++)
+		sigaction(sigs[i], &sa, NULL);
 }
 
 static void report(struct worker *w, const char *fmt, ...)
@@ -257,6 +289,39 @@ static void note(struct worker *w, const char *what)
 	w->op = what;
 	if (opt_verbose)
 		ksft_print_msg("t%d %s\n", w->id, what);
+}
+
+/* With KESTREL_FUZZ_VERBOSE, what the last operation passed */
+static void detail(struct worker *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void detail(struct worker *w, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (!opt_verbose)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	ksft_print_msg("t%d   %s\n", w->id, buf);
+}
+
+static void detail_sregs(struct worker *w, int fd,
+			 const struct kestrel_sregs *s)
+{
+	detail(w, "fd %d cr0 %#llx cr3 %#llx cr4 %#llx efer %#llx apic_base %#llx cs sel %#x base %#llx limit %#x type %u s %u p %u l %u db %u g %u",
+	       fd, (unsigned long long)s->cr0, (unsigned long long)s->cr3,
+	       (unsigned long long)s->cr4, (unsigned long long)s->efer,
+	       (unsigned long long)s->apic_base, s->cs.selector,
+	       (unsigned long long)s->cs.base, s->cs.limit, s->cs.type,
+	       s->cs.s, s->cs.present, s->cs.l, s->cs.db, s->cs.g);
+	detail(w, "  ss type %u p %u db %u dpl %u tr type %u p %u ldt p %u gdt %#llx/%#x idt %#llx/%#x",
+	       s->ss.type, s->ss.present, s->ss.db, s->ss.dpl, s->tr.type,
+	       s->tr.present, s->ldt.present,
+	       (unsigned long long)s->gdt.base, s->gdt.limit,
+	       (unsigned long long)s->idt.base, s->idt.limit);
 }
 
 /*
@@ -319,8 +384,7 @@ static void *pick_ptr(struct worker *w, void *good, size_t len)
 	case 3:
 		return p->none;
 	case 4:
-		/* read-only: fine for input, EFAULT for output */
-		memcpy(p->ro, good, len < 4096 ? len : 4096);
+		/* read-only noise: fine for input, EFAULT for output */
 		return p->ro;
 	case 5:
 		if (len > 1 && len <= 4096) {
@@ -591,6 +655,10 @@ static void op_memslot(struct worker *w, int fd)
 		m.flags = below(r, 4);
 	else if (one_in(r, 10))
 		m.flags = rnd(r);
+	detail(w, "fd %d slot %u flags %#x gpa %#llx size %#llx ua %#llx",
+	       fd, m.slot, m.flags, (unsigned long long)m.guest_phys_addr,
+	       (unsigned long long)m.memory_size,
+	       (unsigned long long)m.userspace_addr);
 	ret = ioctl(fd, KESTREL_SET_MEMORY_REGION,
 		    pick_ptr(w, &m, sizeof(m)));
 	judge(w, "SET_MEMORY_REGION", ret, errno,
@@ -625,6 +693,7 @@ static void op_vm(struct worker *w)
 
 		note(w, "CREATE_VCPU");
 		ret = ioctl(fd, KESTREL_CREATE_VCPU, id);
+		detail(w, "vm fd %d id %lu -> %ld", fd, id, ret);
 		judge(w, "CREATE_VCPU", ret, errno,
 		      E(EINVAL) | E(EEXIST) | E(ENOMEM) | E(EMFILE));
 		if (ret >= 0)
@@ -661,6 +730,7 @@ static void op_vm(struct worker *w)
 	}
 	case 5:
 		note(w, "CREATE_IRQCHIP");
+		detail(w, "fd %d", fd);
 		ret = ioctl(fd, KESTREL_CREATE_IRQCHIP,
 			    one_in(r, 4) ? rnd_val(r) : 0UL);
 		judge(w, "CREATE_IRQCHIP", ret, errno,
@@ -761,6 +831,22 @@ static void op_vcpu_run(struct worker *w, int slot, int fd)
 	int err;
 
 	note(w, "RUN");
+	detail(w, "fd %d arg %#lx", fd, arg);
+	if (opt_verbose) {
+		struct kestrel_sregs s;
+		struct kestrel_regs g;
+		struct kestrel_mp_state mp;
+
+		if (!ioctl(fd, KESTREL_GET_SREGS, &s))
+			detail_sregs(w, fd, &s);
+		if (!ioctl(fd, KESTREL_GET_REGS, &g))
+			detail(w, "rip %#llx rflags %#llx rsp %#llx",
+			       (unsigned long long)g.rip,
+			       (unsigned long long)g.rflags,
+			       (unsigned long long)g.rsp);
+		if (!ioctl(fd, KESTREL_GET_MP_STATE, &mp))
+			detail(w, "mp_state %u", mp.state);
+	}
 	if (!v || one_in(r, 4)) {
 		/* Blind: without the run page, racing its munmap. */
 		ret = fuzz_run(w, fd, arg);
@@ -824,6 +910,8 @@ static void op_vcpu(struct worker *w)
 				(2 | (rnd(r) & 0x3f7fd5));
 		g.rip = one_in(r, 2) ? GUEST_LOAD + below(r, 0x100) : rnd_val(r);
 		mutate(r, &g, sizeof(g));
+		detail(w, "fd %d rip %#llx rflags %#llx", fd,
+		       (unsigned long long)g.rip, (unsigned long long)g.rflags);
 		ret = ioctl(fd, KESTREL_SET_REGS, pick_ptr(w, &g, sizeof(g)));
 		judge(w, "SET_REGS", ret, errno, E(EINVAL));
 		break;
@@ -854,7 +942,9 @@ static void op_vcpu(struct worker *w)
 			break;
 		}
 		mutate_sregs(r, &s);
+		detail_sregs(w, fd, &s);
 		ret = ioctl(fd, KESTREL_SET_SREGS, pick_ptr(w, &s, sizeof(s)));
+		detail(w, "-> %ld %s", ret, ret ? errno_name(errno) : "");
 		judge(w, "SET_SREGS", ret, errno, E(EINVAL));
 		break;
 	}
@@ -915,6 +1005,8 @@ static void op_vcpu(struct worker *w)
 			mutate(r, &m, sizeof(m));
 		if (one_in(r, 2)) {
 			note(w, "SET_MP_STATE");
+			detail(w, "fd %d state %u reserved %u", fd, m.state,
+			       m.reserved);
 			ret = ioctl(fd, KESTREL_SET_MP_STATE,
 				    pick_ptr(w, &m, sizeof(m)));
 			judge(w, "SET_MP_STATE", ret, errno, E(EINVAL));
@@ -1099,6 +1191,7 @@ static bool pool_init(struct pool *p)
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p->mem == MAP_FAILED || !p->ro || !p->none || two == MAP_FAILED)
 		return false;
+	memset(p->ro, 0x5a, 4096);
 	mprotect(p->ro, 4096, PROT_READ);
 	p->edge = two;
 	p->hole = two + 4096;
@@ -1139,6 +1232,28 @@ struct monitor {
 	atomic_bool hung;
 };
 
+/* Where a stuck thread is, in the kernel (root only) */
+static void dump_task(pid_t tid)
+{
+	static const char *const files[] = { "stat", "wchan", "stack" };
+	char path[64], line[256];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(files); i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/self/task/%d/%s", tid,
+			 files[i]);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			ksft_print_msg("%s: %s%s", files[i], line,
+				       strchr(line, '\n') ? "" : "\n");
+		fclose(f);
+	}
+}
+
 static void *monitor_fn(void *arg)
 {
 	struct monitor *m = arg;
@@ -1152,6 +1267,7 @@ static void *monitor_fn(void *arg)
 			if (since && now_ms() - since > RUN_HUNG_S * 1000) {
 				ksft_print_msg("FAIL (seed %" PRIu64 "): thread %d: RUN did not return %d s after its watchdog; giving up\n",
 					       fuzz_seed, i, RUN_HUNG_S);
+				dump_task(m->w[i].tid);
 				m->hung = true;
 				fflush(stdout);
 				/* The harness sees the signal: a failure. */
@@ -1171,6 +1287,8 @@ static void *worker_fn(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	cur_worker = w;
+	w->tid = gettid();
 	wd_setup(w);
 	while (time(NULL) < w->deadline)
 		fuzz_step(w);
@@ -1277,7 +1395,9 @@ static void guest_round(struct worker *w, int vm_fd, int vcpu_fd,
 	}
 	if (one_in(r, 3))
 		mutate_sregs(r, &s);
+	detail_sregs(w, vcpu_fd, &s);
 	ret = ioctl(vcpu_fd, KESTREL_SET_SREGS, &s);
+	detail(w, "-> %ld %s", ret, ret ? errno_name(errno) : "");
 	judge(w, "SET_SREGS (guest)", ret, errno, E(EINVAL));
 
 	rnd_fill(r, &g, sizeof(g));
@@ -1287,6 +1407,8 @@ static void guest_round(struct worker *w, int vm_fd, int vcpu_fd,
 		(one_in(r, 8) ? 0x40000 : 0);
 	if (one_in(r, 6))
 		g.rflags = rnd_val(r);
+	detail(w, "rip %#llx rflags %#llx mode %u", (unsigned long long)g.rip,
+	       (unsigned long long)g.rflags, mode);
 	ret = ioctl(vcpu_fd, KESTREL_SET_REGS, &g);
 	judge(w, "SET_REGS (guest)", ret, errno, E(EINVAL));
 	if (one_in(r, 4)) {
@@ -1409,6 +1531,8 @@ static void *guest_fn(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	cur_worker = w;
+	w->tid = gettid();
 	guest_loop(w);
 	return NULL;
 }
@@ -1423,6 +1547,7 @@ FIXTURE_SETUP(fuzz)
 {
 	if (!pool_init(&self->p))
 		SKIP(return, "%s or memory: %s", KESTREL_DEV, strerror(errno));
+	catch_crashes();
 	run_size = ioctl(self->p.sys_fd, KESTREL_GET_VCPU_MMAP_SIZE, 0UL);
 	ASSERT_LT(0, run_size);
 }
