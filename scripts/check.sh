@@ -34,6 +34,9 @@
 #   KESTREL_VMX_TESTS="a b"   its selftests (default: the subset below)
 #   KESTREL_VMX_BOOT_TIMEOUT=N  seconds for the whole Bochs run
 #   KESTREL_VMX_TEST_TIMEOUT=600  seconds per selftest there (Bochs is slow)
+#   KESTREL_FUZZ_SECONDS=30   fuzz_test's budget (and KESTREL_FUZZ_SEED to
+#                             replay a seed; see Documentation/testing.rst)
+#   KESTREL_VMX_FUZZ_SECONDS=15   fuzz_test's budget under Bochs
 #   KESTREL_BUILD_DIR, KESTREL_MODULE_SRC, KESTREL_SELFTESTS_DIR,
 #   KESTREL_LAUNCHER, KESTREL_GUESTS_DIR: other trees (development of these
 #                             scripts; see scripts/mkinitramfs.sh)
@@ -357,7 +360,7 @@ done
 # the selftests that fit the budget: Bochs runs guests tens of times slower
 # than QEMU.  Its kestrel.ko is the one built above.  Which tests run where:
 # Documentation/testing.rst.
-vmx_tests_default="apic_test boot_test cpuid_test dev_test exc_test host_test launcher_test mmio_test msr_test negative_test netlink_test race_test run_test shutdown_test signal_test sregs_test vm_test"
+vmx_tests_default="apic_test boot_test cpuid_test dev_test exc_test fuzz_test host_test launcher_test mmio_test msr_test negative_test netlink_test race_test run_test shutdown_test signal_test sregs_test vm_test"
 vk=${KESTREL_VMX_KERNEL:-$(printf '%s\n' $kernels | sed -n 1p)}
 if [ "${KESTREL_SKIP_VMX:-0}" != 1 ] && [ -n "$vk" ]; then
 	kpassed=0 kfailed=0 kskipped=0
@@ -380,6 +383,7 @@ if [ "${KESTREL_SKIP_VMX:-0}" != 1 ] && [ -n "$vk" ]; then
 		result FAIL "$vk vmx: no kestrel.ko for $vk"
 	elif KESTREL_TESTS="$vtests" \
 	     KESTREL_TEST_TIMEOUT=${KESTREL_VMX_TEST_TIMEOUT:-600} \
+	     KESTREL_FUZZ_SECONDS=${KESTREL_VMX_FUZZ_SECONDS:-15} \
 	     KESTREL_INSMOD_ARGS="vmx_preemption_timer_us=2000 ${KESTREL_INSMOD_ARGS:-}" \
 	     step "$vk vmx initramfs" "$logs/$vk-vmx-initramfs.log" \
 		"$scripts/mkinitramfs.sh" "$vk" "$initramfs"; then

@@ -27,6 +27,8 @@
 #   KESTREL_TESTS          (all)              only these test names ("none": no tests)
 #   KESTREL_TEST_TIMEOUT   300                seconds per test program (and for the demo)
 #   KESTREL_INSMOD_ARGS    (none)             module parameters for insmod
+#   KESTREL_FUZZ_SECONDS, KESTREL_FUZZ_SEED, KESTREL_FUZZ_THREADS,
+#   KESTREL_FUZZ_VERBOSE   (unset)            exported to the tests (fuzz_test)
 set -eu
 # modinfo is in /sbin, which a user's PATH may lack.
 PATH=$PATH:/usr/sbin:/sbin
@@ -190,6 +192,18 @@ cat > "$stage/etc/kestrel.conf" <<EOF
 TEST_TIMEOUT=$test_timeout
 INSMOD_ARGS="${KESTREL_INSMOD_ARGS:-}"
 EOF
+# fuzz_test's knobs, as the tests' environment (numbers only).
+for knob in SECONDS SEED THREADS VERBOSE; do
+	eval "val=\${KESTREL_FUZZ_$knob:-}"
+	case $val in
+	'') ;;
+	*[!0-9xa-fA-F]*)
+		echo "mkinitramfs: KESTREL_FUZZ_$knob=$val is not a number" >&2
+		exit 1
+		;;
+	*) echo "export KESTREL_FUZZ_$knob=$val" >> "$stage/etc/kestrel.conf" ;;
+	esac
+done
 
 cat > "$stage/init" <<'EOF'
 #!/bin/sh

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Shared selftest library: TAP output, resource tracking, VM helpers.
+ *
+ * The TAP lines come from the kernel's own kselftest.h (Debian's
+ * linux-source, found by the Makefile: KSFT_DIR); lib.h's API is this
+ * project's and stays as it was.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -17,6 +21,7 @@
 #include <sys/syscall.h>
 
 #include "lib.h"
+#include "kselftest.h"
 
 int sys_fd = -1;
 long page_size;
@@ -35,7 +40,7 @@ void diag(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	printf("# %s\n", buf);
+	ksft_print_msg("%s\n", buf);
 }
 
 enum test_result test_skip(const char *fmt, ...)
@@ -48,30 +53,30 @@ enum test_result test_skip(const char *fmt, ...)
 	return TEST_SKIP;
 }
 
+/* "1..0 # SKIP why" and exit 4 */
 static void __attribute__((noreturn, format(printf, 1, 2)))
 skip_all(const char *fmt, ...)
 {
+	char buf[512];
 	va_list ap;
 
-	printf("1..0 # SKIP ");
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	printf("\n");
-	exit(4);
+	ksft_exit_skip("%s\n", buf);
 }
 
+/* "Bail out! why", the totals, and exit 1 */
 static void __attribute__((noreturn, format(printf, 1, 2)))
 bail_out(const char *fmt, ...)
 {
+	char buf[512];
 	va_list ap;
 
-	printf("Bail out! ");
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	printf("\n");
-	exit(1);
+	ksft_exit_fail_msg("%s\n", buf);
 }
 
 static const struct {
@@ -282,11 +287,13 @@ void test_init(int argc, char **argv)
 	/* Optional arguments: the numbers of the cases to run. */
 	sel_argc = argc - 1;
 	sel_argv = argv + 1;
-	/* Line buffering keeps diagnostics in order with forked children. */
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	page_size = sysconf(_SC_PAGESIZE);
 
-	printf("TAP version 13\n");
+	/*
+	 * "TAP version 13", and line buffering, which keeps diagnostics in
+	 * order with forked children.
+	 */
+	ksft_print_header();
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = wd_handler;	/* no SA_RESTART: RUN must see it */
@@ -332,11 +339,17 @@ static bool selected(int nr)
 	return false;
 }
 
+/*
+ * One TAP line per case, "ok N - name" as this suite always printed (the
+ * name as kselftest's test_name, so "# SKIP why" follows it), then the
+ * kselftest totals.  Exit status: 1 if any failed, 4 if all skipped.
+ */
 int test_run_all(const struct test_case *cases, int n)
 {
-	int pass = 0, fail = 0, skip = 0, i;
+	char name[256];
+	int i;
 
-	printf("1..%d\n", n);
+	ksft_set_plan(n);
 	for (i = 0; i < n; i++) {
 		enum test_result r;
 
@@ -346,29 +359,26 @@ int test_run_all(const struct test_case *cases, int n)
 		else
 			r = test_skip("not selected");
 		res_release_all();
+		snprintf(name, sizeof(name), "- %s", cases[i].name);
 		switch (r) {
 		case TEST_PASS:
-			printf("ok %d - %s\n", i + 1, cases[i].name);
-			pass++;
+			ksft_test_result_code(KSFT_PASS, name, NULL);
 			break;
 		case TEST_SKIP:
-			printf("ok %d - %s # SKIP %s\n", i + 1, cases[i].name,
-			       skip_reason);
-			skip++;
+			ksft_test_result_code(KSFT_SKIP, name, "%s",
+					      skip_reason);
 			break;
 		default:
-			printf("not ok %d - %s\n", i + 1, cases[i].name);
-			fail++;
+			ksft_test_result_code(KSFT_FAIL, name, NULL);
 			break;
 		}
 	}
-	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:%d error:0\n",
-	       pass, fail, skip);
-	if (fail)
-		return 1;
-	if (n && skip == n)
-		return 4;
-	return 0;
+	ksft_print_cnts();
+	if (ksft_get_fail_cnt())
+		return KSFT_FAIL;
+	if (n && ksft_get_xskip_cnt() == n)
+		return KSFT_SKIP;
+	return KSFT_PASS;
 }
 
 /* ---- VMs and vCPUs --------------------------------------------------- */

@@ -21,7 +21,9 @@
 #define KESTREL_DEV	"/dev/kestrel"
 #endif
 
+#ifndef ARRAY_SIZE		/* kselftest.h has one too */
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#endif
 
 /* Seconds one RUN may take before the watchdog interrupts it. */
 #define RUN_TIMEOUT	10
