@@ -34,6 +34,8 @@
 #   KESTREL_DEBUG_TESTS="a b" its selftests (default: all)
 #   KESTREL_DEBUG_TEST_TIMEOUT=900  seconds per selftest there
 #   KESTREL_DEBUG_BOOT_TIMEOUT=N    seconds for its whole boot
+#   KESTREL_DEBUG_RUN_TIMEOUT=60    seconds one KESTREL_RUN may take there
+#                             (the selftests' watchdog; lib.h has 10)
 #   KESTREL_SKIP_VMX=1        skip the VMX backend's run under Bochs
 #   KESTREL_VMX_KERNEL=ver    its kernel (default: the first of the list)
 #   KESTREL_VMX_TESTS="a b"   its selftests (default: the subset below)
@@ -385,7 +387,8 @@ if [ "${KESTREL_SKIP_DEBUG:-0}" != 1 ]; then
 			nd=$(wc -w <<< "$dtests")
 			dtt=${KESTREL_DEBUG_TEST_TIMEOUT:-900}
 			dbt=${KESTREL_DEBUG_BOOT_TIMEOUT:-$((300 + nd * 240))}
-			KESTREL_TESTS=$dtests boot_lane "$dk" "$dk" "$nd" "$dtt" "$dbt"
+			KESTREL_RUN_TIMEOUT=${KESTREL_DEBUG_RUN_TIMEOUT:-60} \
+				KESTREL_TESTS=$dtests boot_lane "$dk" "$dk" "$nd" "$dtt" "$dbt"
 		fi
 	fi
 	summaries+=("$dlabel: $kpassed passed, $kfailed failed, $kskipped skipped")

@@ -27,6 +27,7 @@
 #   KESTREL_TESTS          (all)              only these test names ("none": no tests)
 #   KESTREL_TEST_TIMEOUT   300                seconds per test program (and for the demo)
 #   KESTREL_INSMOD_ARGS    (none)             module parameters for insmod
+#   KESTREL_RUN_TIMEOUT    (lib.h's)          seconds one KESTREL_RUN may take in a selftest
 set -eu
 # modinfo is in /sbin, which a user's PATH may lack.
 PATH=$PATH:/usr/sbin:/sbin
@@ -189,6 +190,7 @@ mknod -m 0600 "$stage/dev/console" c 5 1 2>/dev/null || true
 cat > "$stage/etc/kestrel.conf" <<EOF
 TEST_TIMEOUT=$test_timeout
 INSMOD_ARGS="${KESTREL_INSMOD_ARGS:-}"
+RUN_TIMEOUT=${KESTREL_RUN_TIMEOUT:-}
 EOF
 
 cat > "$stage/init" <<'EOF'
@@ -223,6 +225,7 @@ done
 
 # Paths the selftests and demos may rely on.
 export KESTREL_LAUNCHER=/bin/kestrel KESTREL_GUESTS_DIR=/guests
+[ -z "$RUN_TIMEOUT" ] || export KESTREL_RUN_TIMEOUT=$RUN_TIMEOUT
 
 finish() {
 	echo "### KESTREL-DMESG-BEGIN"
