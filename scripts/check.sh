@@ -31,7 +31,7 @@
 #   KESTREL_DMESG_IGNORE=ERE  kernel log lines to not count as failures
 #   KESTREL_VERBOSE=1         also stream each serial console to stdout
 #   KESTREL_SKIP_DEBUG=1      skip the debug kernel (build and run)
-#   KESTREL_DEBUG_TESTS="a b" its selftests (default: all)
+#   KESTREL_DEBUG_TESTS="a b" its selftests (default: all but memory_test)
 #   KESTREL_DEBUG_TEST_TIMEOUT=600  seconds per selftest there
 #   KESTREL_DEBUG_BOOT_TIMEOUT=N    seconds for its whole boot (default:
 #                             derived from the number of tests, at most 2400)
@@ -357,8 +357,9 @@ done
 # DEBUG_ATOMIC_SLEEP, KASAN, UBSAN and full preemption, built here
 # (scripts/debug-kernel.sh; reused while its inputs are unchanged) and
 # booted like the stock kernels.  Everything runs several times slower on
-# it: its own test, boot and KESTREL_RUN-watchdog timeouts.  Which tests run: all of them, or
-# KESTREL_DEBUG_TESTS (then only those KESTREL_TESTS also names).
+# it: its own test, boot and KESTREL_RUN-watchdog timeouts.  Which tests
+# run: all but memory_test, or KESTREL_DEBUG_TESTS (then only those
+# KESTREL_TESTS also names).
 if [ "${KESTREL_SKIP_DEBUG:-0}" != 1 ]; then
 	kpassed=0 kfailed=0 kskipped=0
 	echo
@@ -369,6 +370,11 @@ if [ "${KESTREL_SKIP_DEBUG:-0}" != 1 ]; then
 		t=${t##*/}
 		if [ -n "${KESTREL_DEBUG_TESTS:-}" ]; then
 			case " $KESTREL_DEBUG_TESTS " in *" $t "*) ;; *) continue ;; esac
+		else
+			# memory_test's guest twice the host's RAM does not fill
+			# its memory within 600 s on this kernel (swapping to zram
+			# under KASAN and lockdep in TCG): run it there by naming it.
+			case $t in memory_test) continue ;; esac
 		fi
 		if [ -n "${KESTREL_TESTS:-}" ]; then
 			case " $KESTREL_TESTS " in *" $t "*) ;; *) continue ;; esac
