@@ -392,8 +392,8 @@ if [ "${KESTREL_SKIP_DEBUG:-0}" != 1 ]; then
 		elif step "$dk build: kestrel.ko" "$logs/$dk-module.log" \
 			"$scripts/build-module.sh" "$dk"; then
 			nd=$(wc -w <<< "$dtests")
-			# Measured: about 8 minutes for all of them, memory_test
-			# and boot_test the longest (Documentation/testing.rst).
+			# Measured: about 4 minutes without memory_test, boot_test
+			# the longest (Documentation/testing.rst).
 			dtt=${KESTREL_DEBUG_TEST_TIMEOUT:-600}
 			dbt=${KESTREL_DEBUG_BOOT_TIMEOUT:-$((300 + nd * 120))}
 			if [ -z "${KESTREL_DEBUG_BOOT_TIMEOUT:-}" ] && [ $dbt -gt 2400 ]; then
