@@ -4,7 +4,9 @@
 # `make check`: build Kestrel for each supported Debian kernel, boot each
 # kernel under QEMU (scripts/emulated-host.sh) with kestrel.ko and the
 # selftests in an initramfs, and judge the serial log.  Also checks that DKMS
-# can build the module for each kernel.  Documentation/testing.rst has the
+# can build the module for each kernel, and does the same on a debug kernel
+# built from Debian's 6.12 source (scripts/debug-kernel.sh: lockdep, KASAN,
+# UBSAN, DEBUG_ATOMIC_SLEEP), and on 6.1 under Bochs for the VMX backend.  Documentation/testing.rst has the
 # details; the last line printed is always "N passed, N failed, N skipped".
 #
 # Every one of these is a result: each TAP "ok"/"not ok" line of each
@@ -29,6 +31,13 @@
 #   KESTREL_INSMOD_ARGS=...   module parameters
 #   KESTREL_DMESG_IGNORE=ERE  kernel log lines to not count as failures
 #   KESTREL_VERBOSE=1         also stream each serial console to stdout
+#   KESTREL_SKIP_DEBUG=1      skip the debug kernel (build and run)
+#   KESTREL_DEBUG_TESTS="a b" its selftests (default: all but memory_test)
+#   KESTREL_DEBUG_TEST_TIMEOUT=600  seconds per selftest there
+#   KESTREL_DEBUG_BOOT_TIMEOUT=N    seconds for its whole boot (default:
+#                             derived from the number of tests, at most 2400)
+#   KESTREL_DEBUG_RUN_TIMEOUT=60    seconds one KESTREL_RUN may take there
+#                             (the selftests' watchdog; lib.h has 10)
 #   KESTREL_SKIP_VMX=1        skip the VMX backend's run under Bochs
 #   KESTREL_VMX_KERNEL=ver    its kernel (default: the first of the list)
 #   KESTREL_VMX_TESTS="a b"   its selftests (default: the subset below)
@@ -206,7 +215,7 @@ parse_log() {
 		res(st, tname " " rest)
 	}
 	function bad(l) {
-		if (l !~ /(^|[^A-Za-z_])BUG([^A-Za-z_]|$)|WARNING|Oops|lockdep|possible circular locking|KASAN|UBSAN|general protection fault|Call Trace|Kernel panic|blocked for more than|rcu.*stall/)
+		if (l !~ /(^|[^A-Za-z_])BUG([^A-Za-z_]|$)|WARNING|Oops|lockdep|possible circular locking|possible recursive locking|inconsistent lock state|DEBUG_LOCKS_WARN_ON|suspicious RCU usage|sleeping function called from invalid context|scheduling while atomic|KASAN|UBSAN|general protection fault|Call Trace|Kernel panic|blocked for more than|rcu.*stall/)
 			return 0
 		return !(ignore != "" && l ~ ignore)
 	}
@@ -289,6 +298,49 @@ parse_log() {
 	}' "$1"
 }
 
+# boot_lane KVER LABEL NTESTS TEST_TIMEOUT BOOT_TIMEOUT: pack KVER's
+# initramfs (KESTREL_TESTS and the test timeout as given), boot it under
+# QEMU and judge the log.  Results are labelled LABEL.
+boot_lane() {
+	local kver=$1 label=$2 nt=$3 tt=$4 bt=$5 initramfs log t qrc kind a b
+	initramfs=$build_dir/initramfs/$label.gz
+	log=$logs/$label-test.log
+	KESTREL_TEST_TIMEOUT=$tt step "$label initramfs" "$logs/$label-initramfs.log" \
+		"$scripts/mkinitramfs.sh" "$kver" "$initramfs" || return 0
+	echo "booting $kver under QEMU ($nt selftests, at most $bt s; log: ${log#"$root_dir"/})"
+	t=$SECONDS
+	qrc=0
+	if [ "${KESTREL_VERBOSE:-0}" = 1 ]; then
+		KESTREL_BOOT_TIMEOUT=$bt "$scripts/emulated-host.sh" \
+			"$kver" "$initramfs" test "$log" || qrc=$?
+	else
+		KESTREL_BOOT_TIMEOUT=$bt "$scripts/emulated-host.sh" \
+			"$kver" "$initramfs" test "$log" > /dev/null || qrc=$?
+	fi
+	echo "emulated host finished in $((SECONDS - t)) s (status $qrc)"
+	# The emulator itself can die in the host kernel's own boot,
+	# before /init and so before kestrel.ko exists (seen: QEMU 7.2's
+	# multi-threaded TCG racing the kernel's text patching, an int3
+	# Oops in 6.12's early boot).  That is no Kestrel result: boot
+	# once more, keep the first log, and say so.
+	if ! grep -aq "### KESTREL-INIT" "$log"; then
+		mv "$log" "$log.first"
+		echo "note: the emulated host died before /init (log: ${log#"$root_dir"/}.first); booting it once more"
+		t=$SECONDS
+		qrc=0
+		KESTREL_BOOT_TIMEOUT=$bt "$scripts/emulated-host.sh" \
+			"$kver" "$initramfs" test "$log" > /dev/null || qrc=$?
+		echo "emulated host finished in $((SECONDS - t)) s (status $qrc)"
+	fi
+	while IFS=$'\t' read -r kind a b; do
+		case $kind in
+		R) result "$a" "$label $b" ;;
+		L) printf '    | %s\n' "$a" ;;
+		N) ran=$((ran + a)) ;;
+		esac
+	done < <(KESTREL_TEST_TIMEOUT=$tt parse_log "$log")
+}
+
 for kver in $kernels; do
 	kpassed=0 kfailed=0 kskipped=0
 	echo
@@ -310,50 +362,65 @@ for kver in $kernels; do
 		fi
 	fi
 	if [ $built = 1 ]; then
-		initramfs=$build_dir/initramfs/$kver.gz
-		log=$logs/$kver-test.log
-		if ! step "$kver initramfs" "$logs/$kver-initramfs.log" \
-			"$scripts/mkinitramfs.sh" "$kver" "$initramfs"; then
-			built=0
-		fi
-	fi
-	if [ $built = 1 ]; then
-		echo "booting $kver under QEMU ($ntests selftests, at most $boot_timeout s; log: ${log#"$root_dir"/})"
-		t=$SECONDS
-		qrc=0
-		if [ "${KESTREL_VERBOSE:-0}" = 1 ]; then
-			KESTREL_BOOT_TIMEOUT=$boot_timeout "$scripts/emulated-host.sh" \
-				"$kver" "$initramfs" test "$log" || qrc=$?
-		else
-			KESTREL_BOOT_TIMEOUT=$boot_timeout "$scripts/emulated-host.sh" \
-				"$kver" "$initramfs" test "$log" > /dev/null || qrc=$?
-		fi
-		echo "emulated host finished in $((SECONDS - t)) s (status $qrc)"
-		# The emulator itself can die in the host kernel's own boot,
-		# before /init and so before kestrel.ko exists (seen: QEMU 7.2's
-		# multi-threaded TCG racing the kernel's text patching, an int3
-		# Oops in 6.12's early boot).  That is no Kestrel result: boot
-		# once more, keep the first log, and say so.
-		if ! grep -aq "### KESTREL-INIT" "$log"; then
-			mv "$log" "$log.first"
-			echo "note: the emulated host died before /init (log: ${log#"$root_dir"/}.first); booting it once more"
-			t=$SECONDS
-			qrc=0
-			KESTREL_BOOT_TIMEOUT=$boot_timeout "$scripts/emulated-host.sh" \
-				"$kver" "$initramfs" test "$log" > /dev/null || qrc=$?
-			echo "emulated host finished in $((SECONDS - t)) s (status $qrc)"
-		fi
-		while IFS=$'\t' read -r kind a b; do
-			case $kind in
-			R) result "$a" "$kver $b" ;;
-			L) printf '    | %s\n' "$a" ;;
-			N) ran=$((ran + a)) ;;
-			esac
-		done < <(parse_log "$log")
+		boot_lane "$kver" "$kver" "$ntests" "$KESTREL_TEST_TIMEOUT" "$boot_timeout"
 	fi
 	summaries+=("$kver: $kpassed passed, $kfailed failed, $kskipped skipped")
 	echo "-- ${summaries[-1]}"
 done
+
+# The debug kernel: Debian's 6.12 source with lockdep, PROVE_RCU,
+# DEBUG_ATOMIC_SLEEP, KASAN, UBSAN and full preemption, built here
+# (scripts/debug-kernel.sh; reused while its inputs are unchanged) and
+# booted like the stock kernels.  Everything runs several times slower on
+# it: its own test, boot and KESTREL_RUN-watchdog timeouts.  Which tests
+# run: all but memory_test, or KESTREL_DEBUG_TESTS (then only those
+# KESTREL_TESTS also names).
+if [ "${KESTREL_SKIP_DEBUG:-0}" != 1 ]; then
+	kpassed=0 kfailed=0 kskipped=0
+	echo
+	echo "== debug kernel (Debian's 6.12 source, lockdep + KASAN + UBSAN)"
+	dtests=
+	for t in "$selftests_dir"/*_test; do
+		[ -f "$t" ] && [ -x "$t" ] || continue
+		t=${t##*/}
+		if [ -n "${KESTREL_DEBUG_TESTS:-}" ]; then
+			case " $KESTREL_DEBUG_TESTS " in *" $t "*) ;; *) continue ;; esac
+		else
+			# memory_test's guest twice the host's RAM does not fill
+			# its memory within 600 s on this kernel (swapping to zram
+			# under KASAN and lockdep in TCG): run it there by naming it.
+			case $t in memory_test) continue ;; esac
+		fi
+		if [ -n "${KESTREL_TESTS:-}" ]; then
+			case " $KESTREL_TESTS " in *" $t "*) ;; *) continue ;; esac
+		fi
+		dtests="$dtests $t"
+	done
+	dtests=${dtests# }
+	dlabel=debug
+	if step "debug kernel: build" "$logs/debug-kernel.log" "$scripts/debug-kernel.sh"; then
+		dk=$(tail -n 1 "$logs/debug-kernel.log")
+		dlabel=$dk
+		grep -m1 '^debug-kernel: .* up to date' "$logs/debug-kernel.log" | sed 's/^debug-kernel: /     /' || true
+		if [ -z "$dtests" ]; then
+			echo "no selftest of KESTREL_TESTS runs on the debug kernel"
+		elif step "$dk build: kestrel.ko" "$logs/$dk-module.log" \
+			"$scripts/build-module.sh" "$dk"; then
+			nd=$(wc -w <<< "$dtests")
+			# Measured: about 4 minutes without memory_test, boot_test
+			# the longest (Documentation/testing.rst).
+			dtt=${KESTREL_DEBUG_TEST_TIMEOUT:-600}
+			dbt=${KESTREL_DEBUG_BOOT_TIMEOUT:-$((300 + nd * 120))}
+			if [ -z "${KESTREL_DEBUG_BOOT_TIMEOUT:-}" ] && [ $dbt -gt 2400 ]; then
+				dbt=2400
+			fi
+			KESTREL_RUN_TIMEOUT=${KESTREL_DEBUG_RUN_TIMEOUT:-60} \
+				KESTREL_TESTS=$dtests boot_lane "$dk" "$dk" "$nd" "$dtt" "$dbt"
+		fi
+	fi
+	summaries+=("$dlabel: $kpassed passed, $kfailed failed, $kskipped skipped")
+	echo "-- ${summaries[-1]}"
+fi
 
 # The VMX backend, under Bochs (QEMU's TCG has no VMX).  One kernel (the
 # first, Debian 12's default), two emulated CPUs (the migration test), and

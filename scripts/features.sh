@@ -40,4 +40,9 @@ probe GENL_INFO_DUMP \
 	'#include <net/genetlink.h>' \
 	'struct nlattr **f(struct netlink_callback *cb) { return genl_info_dump(cb)->attrs; }'
 
+# load_gs_index() moved to <asm/gsseg.h> (6.2); before, and with
+# PARAVIRT_XXL, other asm headers declare it.
+probe ASM_GSSEG_H \
+	'#include <asm/gsseg.h>' \
+	'void f(void) { load_gs_index(0); }'
 echo "#endif"

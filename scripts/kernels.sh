@@ -14,6 +14,13 @@
 #   scripts/kernels.sh --fetch [KVER...]  make sure both are at hand for these
 #                                     kernels (default: all), saying where
 #
+# Besides Debian's kernels, --root, --kdir and --fetch know the debug kernel
+# that scripts/debug-kernel.sh builds from Debian's 6.12 source: its KVER
+# is that build's release (scripts/debug-kernel.sh --release), its root
+# build/debug-kernel/root/ (laid out like an unpacked image) and its
+# headers directory the build's object tree.  It is never fetched: a KVER
+# that is not built there is looked for among Debian's packages as usual.
+#
 # --root, --kdir and --fetch download and unpack what is missing; once it is
 # unpacked they answer at once.
 #
@@ -49,6 +56,7 @@ root_dir=$(dirname "$here")
 kernels_dir=$root_dir/build/kernels
 headers_dir=$root_dir/build/headers
 debs_dir=$root_dir/build/debs
+debug_root=${KESTREL_DEBUG_KERNEL_DIR:-$root_dir/build/debug-kernel}/root
 
 newest() {
 	sort -V | tail -n 1
@@ -242,7 +250,9 @@ fetch() {
 
 # image_root KVER: print the root of KVER's image, fetching it if needed.
 image_root() {
-	if have_image "$kernels_dir/$1" "$1"; then
+	if have_image "$debug_root" "$1"; then
+		echo "$debug_root"
+	elif have_image "$kernels_dir/$1" "$1"; then
 		echo "$kernels_dir/$1"
 	elif have_image "" "$1"; then
 		echo /
@@ -258,7 +268,10 @@ image_root() {
 # kdir KVER: print KVER's headers directory, fetching it if needed.
 kdir() {
 	d=$headers_dir/$1/usr/src/linux-headers-$1
-	if have_headers "/lib/modules/$1/build"; then
+	if have_image "$debug_root" "$1" &&
+		have_headers "$debug_root/lib/modules/$1/build"; then
+		realpath "$debug_root/lib/modules/$1/build"
+	elif have_headers "/lib/modules/$1/build"; then
 		echo "/lib/modules/$1/build"
 	elif have_headers "$d"; then
 		echo "$d"
@@ -287,6 +300,7 @@ resolve() {
 # Paths under the checkout are shown relative to it.
 show() {
 	case $1 in
+	"$debug_root"/* | "${debug_root%/root}"/*) echo "${1#"$root_dir"/} (built here)" ;;
 	"$root_dir"/*) echo "${1#"$root_dir"/} (unpacked, not installed)" ;;
 	*) echo "$1 (installed)" ;;
 	esac

@@ -27,8 +27,10 @@
 #   KESTREL_TESTS          (all)              only these test names ("none": no tests)
 #   KESTREL_TEST_TIMEOUT   300                seconds per test program (and for the demo)
 #   KESTREL_INSMOD_ARGS    (none)             module parameters for insmod
+#   KESTREL_RUN_TIMEOUT    (lib.h's)          seconds one KESTREL_RUN may take in a selftest
 #   KESTREL_FUZZ_SECONDS, KESTREL_FUZZ_SEED, KESTREL_FUZZ_THREADS,
-#   KESTREL_FUZZ_VERBOSE   (unset)            exported to the tests (fuzz_test)
+#   KESTREL_FUZZ_VERBOSE   (unset)            fuzz_test's knobs
+#                          (these five are numbers, exported to the tests as they are)
 set -eu
 # modinfo is in /sbin, which a user's PATH may lack.
 PATH=$PATH:/usr/sbin:/sbin
@@ -192,16 +194,16 @@ cat > "$stage/etc/kestrel.conf" <<EOF
 TEST_TIMEOUT=$test_timeout
 INSMOD_ARGS="${KESTREL_INSMOD_ARGS:-}"
 EOF
-# fuzz_test's knobs, as the tests' environment (numbers only).
-for knob in SECONDS SEED THREADS VERBOSE; do
-	eval "val=\${KESTREL_FUZZ_$knob:-}"
+# The tests' own knobs, as their environment (numbers only).
+for knob in RUN_TIMEOUT FUZZ_SECONDS FUZZ_SEED FUZZ_THREADS FUZZ_VERBOSE; do
+	eval "val=\${KESTREL_$knob:-}"
 	case $val in
 	'') ;;
 	*[!0-9xa-fA-F]*)
-		echo "mkinitramfs: KESTREL_FUZZ_$knob=$val is not a number" >&2
+		echo "mkinitramfs: KESTREL_$knob=$val is not a number" >&2
 		exit 1
 		;;
-	*) echo "export KESTREL_FUZZ_$knob=$val" >> "$stage/etc/kestrel.conf" ;;
+	*) echo "export KESTREL_$knob=$val" >> "$stage/etc/kestrel.conf" ;;
 	esac
 done
 

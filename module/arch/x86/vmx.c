@@ -33,6 +33,9 @@
 #include <asm/cpu_entry_area.h>
 #include <asm/debugreg.h>
 #include <asm/desc.h>
+#ifdef KESTREL_HAVE_ASM_GSSEG_H
+#include <asm/gsseg.h>
+#endif
 #include <asm/msr.h>
 #include <asm/processor-flags.h>
 #include <asm/special_insns.h>
