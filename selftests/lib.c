@@ -647,6 +647,22 @@ bool vcpu_setup_long(struct vm *vm, struct vcpu *vcpu)
 	return set_sregs(vcpu, &s) && set_entry_regs(vcpu);
 }
 
+DECLARE_GUEST(lm_mem);
+
+bool lm_mem_setup(struct vm *vm, struct vcpu *vcpu)
+{
+	uint64_t *pdpt;
+	int i;
+
+	if (!vm_create(vm, GUEST_MEM_SIZE) || !vm_load(vm, GUEST(lm_mem)) ||
+	    !vcpu_create(vm, vcpu, 0) || !vcpu_setup_long(vm, vcpu))
+		return false;
+	pdpt = (uint64_t *)(vm->mem + GUEST_PDPT);
+	for (i = 0; i < 8; i++)
+		pdpt[i] = ((uint64_t)i << 30) | 0x83;	/* P, RW, 1 GiB */
+	return true;
+}
+
 /* ---- running --------------------------------------------------------- */
 
 int vcpu_run(struct vcpu *vcpu)

@@ -193,6 +193,13 @@ bool vcpu_setup_long(struct vm *vm, struct vcpu *vcpu);
 void sregs_make_pmode(struct kestrel_sregs *s);
 void sregs_make_long(struct kestrel_sregs *s);
 void build_long_mode_tables(struct vm *vm);
+/*
+ * The lm_mem guest (one memory operation per RUN) in a new VM of
+ * GUEST_MEM_SIZE, on vCPU 0 in long mode, its tables widened to 1 GiB
+ * pages identity-mapping 0..8 GiB, so slots above the first GiB are
+ * reachable.
+ */
+bool lm_mem_setup(struct vm *vm, struct vcpu *vcpu);
 
 bool get_regs(struct vcpu *vcpu, struct kestrel_regs *regs);
 bool set_regs(struct vcpu *vcpu, const struct kestrel_regs *regs);

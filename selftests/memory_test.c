@@ -25,7 +25,6 @@
 
 #include "lib.h"
 
-DECLARE_GUEST(lm_mem);
 DECLARE_GUEST(lm_mmio);
 
 #define OP_READ		1
@@ -45,18 +44,7 @@ struct env {
 /* Slot 0: the guest's code and tables; 1 GiB pages map 0..8 GiB. */
 static bool env_init(struct env *e)
 {
-	uint64_t *pdpt;
-	int i;
-
-	if (!vm_create(&e->vm, GUEST_MEM_SIZE) ||
-	    !vm_load(&e->vm, GUEST(lm_mem)) ||
-	    !vcpu_create(&e->vm, &e->vcpu, 0) ||
-	    !vcpu_setup_long(&e->vm, &e->vcpu))
-		return false;
-	pdpt = (uint64_t *)(e->vm.mem + GUEST_PDPT);
-	for (i = 0; i < 8; i++)
-		pdpt[i] = ((uint64_t)i << 30) | 0x83;	/* P, RW, 1 GiB */
-	return true;
+	return lm_mem_setup(&e->vm, &e->vcpu);
 }
 
 /* Point lm_mem at an operation; the caller runs it. */

@@ -37,7 +37,6 @@
 
 #include "lib.h"
 
-DECLARE_GUEST(lm_mem);
 DECLARE_GUEST(lm_reader);
 
 #define OP_READ		1
@@ -154,18 +153,10 @@ static bool env_init(struct env *e, uint32_t flags)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg;
-	uint64_t *pdpt;
 	void *p;
-	int i;
 
-	if (!vm_create(&e->vm, GUEST_MEM_SIZE) ||
-	    !vm_load(&e->vm, GUEST(lm_mem)) ||
-	    !vcpu_create(&e->vm, &e->vcpu, 0) ||
-	    !vcpu_setup_long(&e->vm, &e->vcpu))
+	if (!lm_mem_setup(&e->vm, &e->vcpu))
 		return false;
-	pdpt = (uint64_t *)(e->vm.mem + GUEST_PDPT);
-	for (i = 0; i < 8; i++)
-		pdpt[i] = ((uint64_t)i << 30) | 0x83;	/* P, RW, 1 GiB */
 
 	p = mmap(NULL, SLOT_SIZE, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
