@@ -298,6 +298,19 @@ parse_log() {
 	}' "$1"
 }
 
+# judge_log LOG LABEL TEST_TIMEOUT: count parse_log's results for LOG,
+# each prefixed with LABEL, and show the lines it picked out.
+judge_log() {
+	local kind a b
+	while IFS=$'\t' read -r kind a b; do
+		case $kind in
+		R) result "$a" "$2 $b" ;;
+		L) printf '    | %s\n' "$a" ;;
+		N) ran=$((ran + a)) ;;
+		esac
+	done < <(KESTREL_TEST_TIMEOUT=$3 parse_log "$1")
+}
+
 # boot_lane KVER LABEL NTESTS TEST_TIMEOUT BOOT_TIMEOUT: pack KVER's
 # initramfs (KESTREL_TESTS and the test timeout as given), boot it under
 # QEMU and judge the log.  Results are labelled LABEL.
@@ -332,13 +345,7 @@ boot_lane() {
 			"$kver" "$initramfs" test "$log" > /dev/null || qrc=$?
 		echo "emulated host finished in $((SECONDS - t)) s (status $qrc)"
 	fi
-	while IFS=$'\t' read -r kind a b; do
-		case $kind in
-		R) result "$a" "$label $b" ;;
-		L) printf '    | %s\n' "$a" ;;
-		N) ran=$((ran + a)) ;;
-		esac
-	done < <(KESTREL_TEST_TIMEOUT=$tt parse_log "$log")
+	judge_log "$log" "$label" "$tt"
 }
 
 for kver in $kernels; do
@@ -462,13 +469,7 @@ if [ "${KESTREL_SKIP_VMX:-0}" != 1 ] && [ -n "$vk" ]; then
 			"$vk" "$initramfs" test "$log" > /dev/null || true
 		echo "Bochs finished in $((SECONDS - t)) s"
 		# Bochs exits 1 on the guest's power-off too: the log is the judge.
-		while IFS=$'\t' read -r kind a b; do
-			case $kind in
-			R) result "$a" "$vk vmx: $b" ;;
-			L) printf '    | %s\n' "$a" ;;
-			N) ran=$((ran + a)) ;;
-			esac
-		done < <(parse_log "$log")
+		judge_log "$log" "$vk vmx:" "${KESTREL_VMX_TEST_TIMEOUT:-600}"
 		if grep -aq "kestrel: VMX backend:" "$log"; then
 			result PASS "$vk vmx: the VMX backend is the one in use"
 			grep -a -m1 -o "kestrel: VMX backend:.*" "$log" | tr -d '\r' |
