@@ -30,7 +30,8 @@
 #   KESTREL_RUN_TIMEOUT    (lib.h's)          seconds one KESTREL_RUN may take in a selftest
 #   KESTREL_FUZZ_SECONDS, KESTREL_FUZZ_SEED, KESTREL_FUZZ_THREADS,
 #   KESTREL_FUZZ_VERBOSE   (unset)            fuzz_test's knobs
-#                          (these five are numbers, exported to the tests as they are)
+#   KESTREL_NO_SWAP_TEST   (unset)            1: memory_test skips its swapping guest
+#                          (these six are numbers, exported to the tests as they are)
 set -eu
 # modinfo is in /sbin, which a user's PATH may lack.
 PATH=$PATH:/usr/sbin:/sbin
@@ -195,7 +196,8 @@ TEST_TIMEOUT=$test_timeout
 INSMOD_ARGS="${KESTREL_INSMOD_ARGS:-}"
 EOF
 # The tests' own knobs, as their environment (numbers only).
-for knob in RUN_TIMEOUT FUZZ_SECONDS FUZZ_SEED FUZZ_THREADS FUZZ_VERBOSE; do
+for knob in RUN_TIMEOUT FUZZ_SECONDS FUZZ_SEED FUZZ_THREADS FUZZ_VERBOSE \
+	NO_SWAP_TEST; do
 	eval "val=\${KESTREL_$knob:-}"
 	case $val in
 	'') ;;

@@ -768,6 +768,9 @@ static enum test_result test_bigger_than_host(const void *arg)
 	struct env e;
 
 	(void)arg;
+	if (getenv("KESTREL_NO_SWAP_TEST") &&
+	    strcmp(getenv("KESTREL_NO_SWAP_TEST"), "0"))
+		return test_skip("KESTREL_NO_SWAP_TEST is set (too slow for this kernel)");
 	if (access("/lib/modules/zram/order", R_OK))
 		return test_skip("no zram modules in /lib/modules/zram");
 	CHECK(ram > 0);
