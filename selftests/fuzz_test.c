@@ -199,7 +199,55 @@ struct worker {
 	_Atomic long run_since_ms;
 	const char *op;
 	pid_t tid;
+	/*
+	 * Buffers the kernel writes into, each F_TAIL bytes followed by a
+	 * PROT_NONE page: a buffer handed out ends at that page, so a kernel
+	 * write past what the caller sized shows as EFAULT, never as a
+	 * corrupted heap or stack.  tail: an ioctl's own output buffer;
+	 * mis: pick_ptr()'s misaligned copies.
+	 */
+	uint8_t *tail;
+	uint8_t *mis;
 };
+
+#define F_TAIL		(64UL << 10)
+
+/* F_TAIL read-write bytes and a PROT_NONE guard page after them. */
+static uint8_t *map_guarded(void)
+{
+	uint8_t *b = mmap(NULL, F_TAIL + 4096, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (b == MAP_FAILED)
+		return NULL;
+	if (mprotect(b + F_TAIL, 4096, PROT_NONE)) {
+		munmap(b, F_TAIL + 4096);
+		return NULL;
+	}
+	return b;
+}
+
+static void unmap_guarded(struct worker *w)
+{
+	if (w->tail)
+		munmap(w->tail, F_TAIL + 4096);
+	if (w->mis)
+		munmap(w->mis, F_TAIL + 4096);
+	w->tail = NULL;
+	w->mis = NULL;
+}
+
+/* @len zeroed bytes of w->tail that end at its guard page, or NULL. */
+static void *tail_buf(struct worker *w, size_t len)
+{
+	uint8_t *b;
+
+	if (!w->tail || len > F_TAIL)
+		return NULL;
+	b = w->tail + F_TAIL - len;
+	memset(b, 0, len);
+	return b;
+}
 
 static long now_ms(void)
 {
@@ -396,8 +444,22 @@ static void *pick_ptr(struct worker *w, void *good, size_t len)
 		return p->hole;
 	case 6:
 		return (void *)(uintptr_t)rnd_val(&w->r);
-	default:
-		return (void *)((uintptr_t)good + 1);	/* misaligned */
+	default: {
+		/*
+		 * Misaligned: a copy at an odd address of w->mis, ending one or
+		 * two bytes before its guard page.  Not good + 1, which would
+		 * let an output ioctl write a byte past the caller's buffer.
+		 */
+		size_t off;
+
+		if (!w->mis || len + 2 > F_TAIL)
+			return p->hole;
+		off = F_TAIL - len - 1;
+		if (!(off & 1))
+			off--;
+		memcpy(w->mis + off, good, len);
+		return w->mis + off;
+	}
 	}
 }
 
@@ -567,7 +629,7 @@ static void op_sys(struct worker *w)
 		struct kestrel_cpuid *c;
 
 		note(w, "GET_SUPPORTED_CPUID");
-		c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+		c = tail_buf(w, sizeof(*c) + n * sizeof(c->entries[0]));
 		if (!c)
 			break;
 		c->nent = cap;
@@ -577,7 +639,6 @@ static void op_sys(struct worker *w)
 			    pick_ptr(w, c, sizeof(*c)));
 		judge(w, "GET_SUPPORTED_CPUID", ret, errno,
 		      E(E2BIG) | E(EINVAL) | E(ENOMEM));
-		free(c);
 		break;
 	}
 	default: {
@@ -703,7 +764,9 @@ static void op_vm(struct worker *w)
 	case 3: {
 		struct kestrel_dirty_log d = { .slot = below(r, 6) };
 		size_t words = 1 + below(r, (F_MEM >> 12) / 64 + 2);
-		uint64_t *bm = calloc(words, 8);
+		/* Often smaller than the slot's bitmap: the kernel must then
+		 * fault on the guard page (EFAULT), not write past. */
+		uint64_t *bm = tail_buf(w, words * 8);
 
 		note(w, "GET_DIRTY_LOG");
 		if (!bm)
@@ -715,8 +778,8 @@ static void op_vm(struct worker *w)
 		d.bitmap = (uintptr_t)pick_ptr(w, bm, words * 8);
 		ret = ioctl(fd, KESTREL_GET_DIRTY_LOG,
 			    pick_ptr(w, &d, sizeof(d)));
-		judge(w, "GET_DIRTY_LOG", ret, errno, E(ENOENT) | E(EINVAL));
-		free(bm);
+		judge(w, "GET_DIRTY_LOG", ret, errno,
+		      E(ENOENT) | E(EINVAL) | E(ENOMEM));
 		break;
 	}
 	case 4: {
@@ -988,14 +1051,13 @@ static void op_vcpu(struct worker *w)
 		struct kestrel_cpuid *c;
 
 		note(w, "GET_CPUID");
-		c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+		c = tail_buf(w, sizeof(*c) + n * sizeof(c->entries[0]));
 		if (!c)
 			break;
 		c->nent = nent;
 		ret = ioctl(fd, KESTREL_GET_CPUID, pick_ptr(w, c, sizeof(*c)));
 		judge(w, "GET_CPUID", ret, errno,
 		      E(E2BIG) | E(EINVAL) | E(ENOMEM));
-		free(c);
 		break;
 	}
 	case 9: {
@@ -1329,6 +1391,8 @@ static int fuzz_workers(struct pool *p, const char *name, int n,
 	for (i = 0; i < n; i++) {
 		w[i].p = p;
 		w[i].id = i;
+		w[i].tail = map_guarded();
+		w[i].mis = map_guarded();
 		w[i].r.s = test_seed(name, i);
 		w[i].deadline = time(NULL) + secs;
 		if (prepare)
@@ -1344,6 +1408,8 @@ static int fuzz_workers(struct pool *p, const char *name, int n,
 		pthread_join(th[i], NULL);
 	m.stop = true;
 	pthread_join(mon, NULL);
+	for (i = 0; i < n; i++)
+		unmap_guarded(&w[i]);
 	print_stats(p);
 	return p->failures;
 }
@@ -1619,6 +1685,8 @@ TEST_F_TIMEOUT(fuzz, guest, 30)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	memset(&w, 0, sizeof(w));
 	w.p = &self->p;
+	w.tail = map_guarded();
+	w.mis = map_guarded();
 	w.r.s = test_seed("guest", 0);
 	w.deadline = time(NULL) + share(SHARE_GUEST);
 	memset(&m, 0, sizeof(m));
@@ -1629,6 +1697,7 @@ TEST_F_TIMEOUT(fuzz, guest, 30)
 	pthread_join(th, NULL);
 	m.stop = true;
 	pthread_join(mon, NULL);
+	unmap_guarded(&w);
 	print_stats(&self->p);
 	ASSERT_EQ(0, self->p.failures);
 }
