@@ -170,6 +170,14 @@ struct fvcpu {
 	pthread_mutex_t lock;		/* the run page: run, and using it */
 	int fd;
 	struct kestrel_run *run;
+	/*
+	 * Blind RUNs (without the lock) in flight, and started: a RUN under
+	 * the lock judges exit_reason only if none was in flight when it
+	 * began and none started until it read the reason, since the
+	 * kernel resets it to UNKNOWN when a RUN starts.
+	 */
+	atomic_int blind_inflight;
+	atomic_uint blind_seq;
 };
 
 struct pool {
@@ -890,6 +898,8 @@ static void op_vcpu_run(struct worker *w, int slot, int fd)
 	struct rng *r = &w->r;
 	struct fvcpu *v = slot >= 0 ? &w->p->vcpu[slot] : NULL;
 	unsigned long arg = one_in(r, 20) ? rnd_val(r) : 0;
+	unsigned int seq = 0;
+	bool alone = false;
 	long ret;
 	int err;
 
@@ -912,11 +922,20 @@ static void op_vcpu_run(struct worker *w, int slot, int fd)
 	}
 	if (!v || one_in(r, 4)) {
 		/* Blind: without the run page, racing its munmap. */
+		if (v) {
+			atomic_fetch_add(&v->blind_inflight, 1);
+			atomic_fetch_add(&v->blind_seq, 1);
+		}
 		ret = fuzz_run(w, fd, arg);
-		judge(w, "RUN", ret, errno, E(EINTR) | E(EINVAL));
+		err = errno;
+		if (v)
+			atomic_fetch_sub(&v->blind_inflight, 1);
+		judge(w, "RUN", ret, err, E(EINTR) | E(EINVAL));
 		return;
 	}
 	pthread_mutex_lock(&v->lock);
+	seq = atomic_load(&v->blind_seq);
+	alone = atomic_load(&v->blind_inflight) == 0;
 	if (v->run) {
 		if (one_in(r, 10))
 			v->run->immediate_exit = 1;
@@ -929,8 +948,9 @@ static void op_vcpu_run(struct worker *w, int slot, int fd)
 	if (v->run) {
 		uint32_t reason = v->run->exit_reason;
 
+		alone = alone && atomic_load(&v->blind_seq) == seq;
 		v->run->immediate_exit = 0;
-		if (ret == 0 && (reason == KESTREL_EXIT_UNKNOWN ||
+		if (ret == 0 && alone && (reason == KESTREL_EXIT_UNKNOWN ||
 				 reason > KESTREL_EXIT_MSR))
 			report(w, "RUN returned 0 with exit_reason %u", reason);
 		/* Whatever the exit wanted, answer it with noise. */
