@@ -759,6 +759,7 @@ static enum test_result test_kick(const void *arg)
 struct irqchip_race {
 	int vm_fd;
 	atomic_int go;
+	atomic_int started;
 	long ret;
 	int err;
 };
@@ -769,6 +770,7 @@ static void *irqchip_race_vcpu(void *arg)
 
 	while (!atomic_load(&x->go))
 		;
+	atomic_store(&x->started, 1);
 	x->ret = ioctl(x->vm_fd, KESTREL_CREATE_VCPU, 0UL);
 	x->err = errno;
 	return NULL;
@@ -783,13 +785,20 @@ static enum test_result test_irqchip_race(const void *arg)
 	for (round = 0; round < 300; round++) {
 		struct irqchip_race x = { .vm_fd = create_vm_fd(NULL) };
 		pthread_t t;
+		volatile int spin;
 		long r;
 		int err;
 
 		if (x.vm_fd < 0)
 			return TEST_FAIL;
+
 		pthread_create(&t, NULL, irqchip_race_vcpu, &x);
 		atomic_store(&x.go, 1);
+		/* CREATE_IRQCHIP from just before to well into the creation. */
+		while (!atomic_load(&x.started))
+			;
+		for (spin = 0; spin < (round % 30) * 200; spin++)
+			;
 		r = ioctl(x.vm_fd, KESTREL_CREATE_IRQCHIP, 0UL);
 		err = errno;
 		pthread_join(t, NULL);
