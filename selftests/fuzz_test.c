@@ -949,6 +949,11 @@ static void op_vcpu_run(struct worker *w, int slot, int fd)
 		uint32_t reason = v->run->exit_reason;
 
 		alone = alone && atomic_load(&v->blind_seq) == seq;
+		/* Another thread may have closed this slot's vCPU and put a
+		 * new one (a new run page) there since fd was picked. */
+		pthread_mutex_lock(&w->p->lock);
+		alone = alone && v->fd == fd;
+		pthread_mutex_unlock(&w->p->lock);
 		v->run->immediate_exit = 0;
 		if (ret == 0 && alone && (reason == KESTREL_EXIT_UNKNOWN ||
 				 reason > KESTREL_EXIT_MSR))
