@@ -94,10 +94,14 @@ struct kestrel_vm {
 	 * before its fd exists, so no thread can run a vCPU that
 	 * kestrel_vm_kick_all() does not see.  nr_vcpus: written under
 	 * vm->lock (WRITE_ONCE), read under it or with READ_ONCE.
+	 * creating_vcpus: vCPUs being built, under vm->lock; while nonzero
+	 * the VM's configuration that vCPU construction reads (the irqchip)
+	 * may not change.
 	 */
 	struct mutex		lock;
 	struct kestrel_vcpu	*vcpus[KESTREL_MAX_VCPUS];
 	unsigned int		nr_vcpus;
+	unsigned int		creating_vcpus;
 
 	/*
 	 * Memory.  slots_lock serialises slot changes (which may sleep);

@@ -184,14 +184,11 @@ static void kestrel_vcpu_free(struct kestrel_vcpu *vcpu)
  * fd.  A vCPU that any thread can run is always one kestrel_vm_kick_all()
  * sees; nothing can fail once it is published.
  */
-int kestrel_create_vcpu(struct kestrel_vm *vm, unsigned long id)
+static int kestrel_create_vcpu_counted(struct kestrel_vm *vm, unsigned long id)
 {
 	struct kestrel_vcpu *vcpu;
 	struct file *file;
 	int r, fd;
-
-	if (id >= KESTREL_MAX_VCPUS)
-		return -EINVAL;
 
 	vcpu = kzalloc(sizeof(*vcpu), GFP_KERNEL_ACCOUNT);
 	if (!vcpu)
@@ -220,8 +217,8 @@ int kestrel_create_vcpu(struct kestrel_vm *vm, unsigned long id)
 		r = -EEXIST;
 		goto err_unlock;
 	}
-	/* The VM's configuration changed while the vCPU was being built. */
-	if (!kestrel_arch_vcpu_fits_vm(vcpu)) {
+	/* creating_vcpus kept CREATE_IRQCHIP out while it was built. */
+	if (WARN_ON_ONCE(!kestrel_arch_vcpu_fits_vm(vcpu))) {
 		r = -EBUSY;
 		goto err_unlock;
 	}
@@ -251,6 +248,27 @@ int kestrel_create_vcpu(struct kestrel_vm *vm, unsigned long id)
 err_unlock:
 	mutex_unlock(&vm->lock);
 	kestrel_vcpu_free(vcpu);
+	return r;
+}
+
+int kestrel_create_vcpu(struct kestrel_vm *vm, unsigned long id)
+{
+	int r;
+
+	if (id >= KESTREL_MAX_VCPUS)
+		return -EINVAL;
+
+	/*
+	 * As KVM counts created_vcpus first: from here on CREATE_IRQCHIP
+	 * fails with EBUSY, so the vCPU built below matches the VM it joins.
+	 */
+	mutex_lock(&vm->lock);
+	vm->creating_vcpus++;
+	mutex_unlock(&vm->lock);
+	r = kestrel_create_vcpu_counted(vm, id);
+	mutex_lock(&vm->lock);
+	vm->creating_vcpus--;
+	mutex_unlock(&vm->lock);
 	return r;
 }
 

@@ -170,6 +170,14 @@ struct fvcpu {
 	pthread_mutex_t lock;		/* the run page: run, and using it */
 	int fd;
 	struct kestrel_run *run;
+	/*
+	 * Blind RUNs (without the lock) in flight, and started: a RUN under
+	 * the lock judges exit_reason only if none was in flight when it
+	 * began and none started until it read the reason, since the
+	 * kernel resets it to UNKNOWN when a RUN starts.
+	 */
+	atomic_int blind_inflight;
+	atomic_uint blind_seq;
 };
 
 struct pool {
@@ -199,7 +207,55 @@ struct worker {
 	_Atomic long run_since_ms;
 	const char *op;
 	pid_t tid;
+	/*
+	 * Buffers the kernel writes into, each F_TAIL bytes followed by a
+	 * PROT_NONE page: a buffer handed out ends at that page, so a kernel
+	 * write past what the caller sized shows as EFAULT, never as a
+	 * corrupted heap or stack.  tail: an ioctl's own output buffer;
+	 * mis: pick_ptr()'s misaligned copies.
+	 */
+	uint8_t *tail;
+	uint8_t *mis;
 };
+
+#define F_TAIL		(64UL << 10)
+
+/* F_TAIL read-write bytes and a PROT_NONE guard page after them. */
+static uint8_t *map_guarded(void)
+{
+	uint8_t *b = mmap(NULL, F_TAIL + 4096, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (b == MAP_FAILED)
+		return NULL;
+	if (mprotect(b + F_TAIL, 4096, PROT_NONE)) {
+		munmap(b, F_TAIL + 4096);
+		return NULL;
+	}
+	return b;
+}
+
+static void unmap_guarded(struct worker *w)
+{
+	if (w->tail)
+		munmap(w->tail, F_TAIL + 4096);
+	if (w->mis)
+		munmap(w->mis, F_TAIL + 4096);
+	w->tail = NULL;
+	w->mis = NULL;
+}
+
+/* @len zeroed bytes of w->tail that end at its guard page, or NULL. */
+static void *tail_buf(struct worker *w, size_t len)
+{
+	uint8_t *b;
+
+	if (!w->tail || len > F_TAIL)
+		return NULL;
+	b = w->tail + F_TAIL - len;
+	memset(b, 0, len);
+	return b;
+}
 
 static long now_ms(void)
 {
@@ -396,8 +452,22 @@ static void *pick_ptr(struct worker *w, void *good, size_t len)
 		return p->hole;
 	case 6:
 		return (void *)(uintptr_t)rnd_val(&w->r);
-	default:
-		return (void *)((uintptr_t)good + 1);	/* misaligned */
+	default: {
+		/*
+		 * Misaligned: a copy at an odd address of w->mis, ending one or
+		 * two bytes before its guard page.  Not good + 1, which would
+		 * let an output ioctl write a byte past the caller's buffer.
+		 */
+		size_t off;
+
+		if (!w->mis || len + 2 > F_TAIL)
+			return p->hole;
+		off = F_TAIL - len - 1;
+		if (!(off & 1))
+			off--;
+		memcpy(w->mis + off, good, len);
+		return w->mis + off;
+	}
 	}
 }
 
@@ -567,7 +637,7 @@ static void op_sys(struct worker *w)
 		struct kestrel_cpuid *c;
 
 		note(w, "GET_SUPPORTED_CPUID");
-		c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+		c = tail_buf(w, sizeof(*c) + n * sizeof(c->entries[0]));
 		if (!c)
 			break;
 		c->nent = cap;
@@ -577,7 +647,6 @@ static void op_sys(struct worker *w)
 			    pick_ptr(w, c, sizeof(*c)));
 		judge(w, "GET_SUPPORTED_CPUID", ret, errno,
 		      E(E2BIG) | E(EINVAL) | E(ENOMEM));
-		free(c);
 		break;
 	}
 	default: {
@@ -703,7 +772,9 @@ static void op_vm(struct worker *w)
 	case 3: {
 		struct kestrel_dirty_log d = { .slot = below(r, 6) };
 		size_t words = 1 + below(r, (F_MEM >> 12) / 64 + 2);
-		uint64_t *bm = calloc(words, 8);
+		/* Often smaller than the slot's bitmap: the kernel must then
+		 * fault on the guard page (EFAULT), not write past. */
+		uint64_t *bm = tail_buf(w, words * 8);
 
 		note(w, "GET_DIRTY_LOG");
 		if (!bm)
@@ -715,8 +786,8 @@ static void op_vm(struct worker *w)
 		d.bitmap = (uintptr_t)pick_ptr(w, bm, words * 8);
 		ret = ioctl(fd, KESTREL_GET_DIRTY_LOG,
 			    pick_ptr(w, &d, sizeof(d)));
-		judge(w, "GET_DIRTY_LOG", ret, errno, E(ENOENT) | E(EINVAL));
-		free(bm);
+		judge(w, "GET_DIRTY_LOG", ret, errno,
+		      E(ENOENT) | E(EINVAL) | E(ENOMEM));
 		break;
 	}
 	case 4: {
@@ -827,6 +898,8 @@ static void op_vcpu_run(struct worker *w, int slot, int fd)
 	struct rng *r = &w->r;
 	struct fvcpu *v = slot >= 0 ? &w->p->vcpu[slot] : NULL;
 	unsigned long arg = one_in(r, 20) ? rnd_val(r) : 0;
+	unsigned int seq = 0;
+	bool alone = false;
 	long ret;
 	int err;
 
@@ -849,11 +922,20 @@ static void op_vcpu_run(struct worker *w, int slot, int fd)
 	}
 	if (!v || one_in(r, 4)) {
 		/* Blind: without the run page, racing its munmap. */
+		if (v) {
+			atomic_fetch_add(&v->blind_inflight, 1);
+			atomic_fetch_add(&v->blind_seq, 1);
+		}
 		ret = fuzz_run(w, fd, arg);
-		judge(w, "RUN", ret, errno, E(EINTR) | E(EINVAL));
+		err = errno;
+		if (v)
+			atomic_fetch_sub(&v->blind_inflight, 1);
+		judge(w, "RUN", ret, err, E(EINTR) | E(EINVAL));
 		return;
 	}
 	pthread_mutex_lock(&v->lock);
+	seq = atomic_load(&v->blind_seq);
+	alone = atomic_load(&v->blind_inflight) == 0;
 	if (v->run) {
 		if (one_in(r, 10))
 			v->run->immediate_exit = 1;
@@ -866,8 +948,14 @@ static void op_vcpu_run(struct worker *w, int slot, int fd)
 	if (v->run) {
 		uint32_t reason = v->run->exit_reason;
 
+		alone = alone && atomic_load(&v->blind_seq) == seq;
+		/* Another thread may have closed this slot's vCPU and put a
+		 * new one (a new run page) there since fd was picked. */
+		pthread_mutex_lock(&w->p->lock);
+		alone = alone && v->fd == fd;
+		pthread_mutex_unlock(&w->p->lock);
 		v->run->immediate_exit = 0;
-		if (ret == 0 && (reason == KESTREL_EXIT_UNKNOWN ||
+		if (ret == 0 && alone && (reason == KESTREL_EXIT_UNKNOWN ||
 				 reason > KESTREL_EXIT_MSR))
 			report(w, "RUN returned 0 with exit_reason %u", reason);
 		/* Whatever the exit wanted, answer it with noise. */
@@ -988,14 +1076,13 @@ static void op_vcpu(struct worker *w)
 		struct kestrel_cpuid *c;
 
 		note(w, "GET_CPUID");
-		c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+		c = tail_buf(w, sizeof(*c) + n * sizeof(c->entries[0]));
 		if (!c)
 			break;
 		c->nent = nent;
 		ret = ioctl(fd, KESTREL_GET_CPUID, pick_ptr(w, c, sizeof(*c)));
 		judge(w, "GET_CPUID", ret, errno,
 		      E(E2BIG) | E(EINVAL) | E(ENOMEM));
-		free(c);
 		break;
 	}
 	case 9: {
@@ -1329,6 +1416,8 @@ static int fuzz_workers(struct pool *p, const char *name, int n,
 	for (i = 0; i < n; i++) {
 		w[i].p = p;
 		w[i].id = i;
+		w[i].tail = map_guarded();
+		w[i].mis = map_guarded();
 		w[i].r.s = test_seed(name, i);
 		w[i].deadline = time(NULL) + secs;
 		if (prepare)
@@ -1344,6 +1433,8 @@ static int fuzz_workers(struct pool *p, const char *name, int n,
 		pthread_join(th[i], NULL);
 	m.stop = true;
 	pthread_join(mon, NULL);
+	for (i = 0; i < n; i++)
+		unmap_guarded(&w[i]);
 	print_stats(p);
 	return p->failures;
 }
@@ -1619,6 +1710,8 @@ TEST_F_TIMEOUT(fuzz, guest, 30)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	memset(&w, 0, sizeof(w));
 	w.p = &self->p;
+	w.tail = map_guarded();
+	w.mis = map_guarded();
 	w.r.s = test_seed("guest", 0);
 	w.deadline = time(NULL) + share(SHARE_GUEST);
 	memset(&m, 0, sizeof(m));
@@ -1629,6 +1722,7 @@ TEST_F_TIMEOUT(fuzz, guest, 30)
 	pthread_join(th, NULL);
 	m.stop = true;
 	pthread_join(mon, NULL);
+	unmap_guarded(&w);
 	print_stats(&self->p);
 	ASSERT_EQ(0, self->p.failures);
 }

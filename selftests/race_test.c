@@ -742,7 +742,79 @@ static enum test_result test_kick(const void *arg)
 	return TEST_PASS;
 }
 
+/*
+ * CREATE_VCPU against CREATE_IRQCHIP on a fresh VM: one of them goes
+ * first.  CREATE_VCPU must succeed either way (uapi.rst lists no EBUSY for
+ * it); CREATE_IRQCHIP succeeds or, once a vCPU is being created, EBUSY.
+ */
+struct irqchip_race {
+	int vm_fd;
+	atomic_int go;
+	atomic_int started;
+	long ret;
+	int err;
+};
+
+static void *irqchip_race_vcpu(void *arg)
+{
+	struct irqchip_race *x = arg;
+
+	while (!atomic_load(&x->go))
+		;
+	atomic_store(&x->started, 1);
+	x->ret = ioctl(x->vm_fd, KESTREL_CREATE_VCPU, 0UL);
+	x->err = errno;
+	return NULL;
+}
+
+static enum test_result test_irqchip_race(const void *arg)
+{
+	int round, ebusy = 0, chip = 0;
+
+	(void)arg;
+
+	for (round = 0; round < 300; round++) {
+		struct irqchip_race x = { .vm_fd = create_vm_fd(NULL) };
+		pthread_t t;
+		volatile int spin;
+		long r;
+		int err;
+
+		if (x.vm_fd < 0)
+			return TEST_FAIL;
+
+		pthread_create(&t, NULL, irqchip_race_vcpu, &x);
+		atomic_store(&x.go, 1);
+		/* CREATE_IRQCHIP from just before to well into the creation. */
+		while (!atomic_load(&x.started))
+			;
+		for (spin = 0; spin < (round % 30) * 200; spin++)
+			;
+		r = ioctl(x.vm_fd, KESTREL_CREATE_IRQCHIP, 0UL);
+		err = errno;
+		pthread_join(t, NULL);
+		if (x.ret < 0) {
+			diag("round %d: CREATE_VCPU: %s", round,
+			     errno_name(x.err));
+			return TEST_FAIL;
+		}
+		if (r < 0 && err != EBUSY) {
+			diag("round %d: CREATE_IRQCHIP: %s", round,
+			     errno_name(err));
+			return TEST_FAIL;
+		}
+		ebusy += r < 0;
+		chip += r == 0;
+		res_close((int)x.ret);
+		res_close(x.vm_fd);
+	}
+	diag("CREATE_IRQCHIP: %d first, %d EBUSY", chip, ebusy);
+	return TEST_PASS;
+}
+
 static const struct test_case cases[] = {
+	{ "CREATE_VCPU racing CREATE_IRQCHIP never fails", test_irqchip_race,
+	  NULL },
 	{ "fault held open across a slot delete", test_transition,
 	  (void *)T_DELETE },
 	{ "fault held open across a slot move", test_transition,

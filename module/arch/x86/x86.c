@@ -154,7 +154,7 @@ static int kestrel_x86_create_irqchip(struct kestrel_vm *vm)
 	mutex_lock(&vm->lock);
 	if (vm->arch.irqchip)
 		r = -EEXIST;
-	else if (vm->nr_vcpus)
+	else if (vm->nr_vcpus || vm->creating_vcpus)
 		r = -EBUSY;	/* vCPUs would have no APIC */
 	else
 		WRITE_ONCE(vm->arch.irqchip, true);
