@@ -899,6 +899,7 @@ static void op_vcpu_run(struct worker *w, int slot, int fd)
 	struct fvcpu *v = slot >= 0 ? &w->p->vcpu[slot] : NULL;
 	unsigned long arg = one_in(r, 20) ? rnd_val(r) : 0;
 	unsigned int seq = 0;
+	uint64_t count = 0;
 	bool alone = false;
 	long ret;
 	int err;
@@ -941,6 +942,7 @@ static void op_vcpu_run(struct worker *w, int slot, int fd)
 			v->run->immediate_exit = 1;
 		if (one_in(r, 10))
 			rnd_fill(r, v->run, sizeof(*v->run));
+		count = v->run->exit_count;
 	}
 	ret = fuzz_run(w, fd, arg);
 	err = errno;
@@ -949,6 +951,12 @@ static void op_vcpu_run(struct worker *w, int slot, int fd)
 		uint32_t reason = v->run->exit_reason;
 
 		alone = alone && atomic_load(&v->blind_seq) == seq;
+		/*
+		 * And the page is the one this RUN wrote: every RUN that
+		 * returns bumps exit_count by one.  Not so when the fd number
+		 * picked was closed and reused by another thread meanwhile.
+		 */
+		alone = alone && v->run->exit_count == count + 1;
 		/* Another thread may have closed this slot's vCPU and put a
 		 * new one (a new run page) there since fd was picked. */
 		pthread_mutex_lock(&w->p->lock);
