@@ -663,6 +663,21 @@ bool lm_mem_setup(struct vm *vm, struct vcpu *vcpu)
 	return true;
 }
 
+bool lm_mem_op(struct vcpu *vcpu, uint64_t op, uint64_t addr, uint64_t val,
+	       uint64_t count)
+{
+	struct kestrel_regs r;
+
+	if (!get_regs(vcpu, &r))
+		return false;
+	r.rip = GUEST_LOAD;
+	r.rdi = op;
+	r.rsi = addr;
+	r.rdx = val;
+	r.rcx = count;
+	return set_regs(vcpu, &r);
+}
+
 /* ---- running --------------------------------------------------------- */
 
 int vcpu_run(struct vcpu *vcpu)

@@ -200,6 +200,9 @@ void build_long_mode_tables(struct vm *vm);
  * reachable.
  */
 bool lm_mem_setup(struct vm *vm, struct vcpu *vcpu);
+/* Point lm_mem at one operation (rdi, rsi, rdx, rcx); the caller runs it. */
+bool lm_mem_op(struct vcpu *vcpu, uint64_t op, uint64_t addr, uint64_t val,
+	       uint64_t count);
 
 bool get_regs(struct vcpu *vcpu, struct kestrel_regs *regs);
 bool set_regs(struct vcpu *vcpu, const struct kestrel_regs *regs);

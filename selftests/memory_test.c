@@ -51,16 +51,7 @@ static bool env_init(struct env *e)
 static bool guest_set_op(struct env *e, uint64_t op, uint64_t addr,
 			 uint64_t val, uint64_t count)
 {
-	struct kestrel_regs r;
-
-	if (!get_regs(&e->vcpu, &r))
-		return false;
-	r.rip = GUEST_LOAD;
-	r.rdi = op;
-	r.rsi = addr;
-	r.rdx = val;
-	r.rcx = count;
-	return set_regs(&e->vcpu, &r);
+	return lm_mem_op(&e->vcpu, op, addr, val, count);
 }
 
 static int guest_op(struct env *e, uint64_t op, uint64_t addr, uint64_t val,

@@ -186,18 +186,11 @@ static bool env_init(struct env *e, uint32_t flags)
 	return set_slot1(e, GPA_HIGH, SLOT_SIZE, flags);
 }
 
+/* OP_READ and OP_WRITE: lm_mem's count (rcx) is unused. */
 static bool guest_set_op(struct env *e, uint64_t op, uint64_t addr,
 			 uint64_t val)
 {
-	struct kestrel_regs r;
-
-	if (!get_regs(&e->vcpu, &r))
-		return false;
-	r.rip = GUEST_LOAD;
-	r.rdi = op;
-	r.rsi = addr;
-	r.rdx = val;
-	return set_regs(&e->vcpu, &r);
+	return lm_mem_op(&e->vcpu, op, addr, val, 0);
 }
 
 static bool g_write(struct env *e, uint64_t gpa, uint64_t val)
