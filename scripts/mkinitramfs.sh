@@ -31,8 +31,7 @@
 #   KESTREL_FUZZ_SECONDS, KESTREL_FUZZ_SEED, KESTREL_FUZZ_THREADS,
 #   KESTREL_FUZZ_VERBOSE   (unset)            fuzz_test's knobs
 #   KESTREL_NO_SWAP_TEST   (unset)            1: memory_test skips its swapping guest
-#   KESTREL_SMP_BOOT       (unset)            1: boot_test boots Linux on 2 vCPUs too
-#                          (these are numbers, exported to the tests as they are)
+#                          (these six are numbers, exported to the tests as they are)
 set -eu
 # modinfo is in /sbin, which a user's PATH may lack.
 PATH=$PATH:/usr/sbin:/sbin
@@ -198,7 +197,7 @@ INSMOD_ARGS="${KESTREL_INSMOD_ARGS:-}"
 EOF
 # The tests' own knobs, as their environment (numbers only).
 for knob in RUN_TIMEOUT FUZZ_SECONDS FUZZ_SEED FUZZ_THREADS FUZZ_VERBOSE \
-	NO_SWAP_TEST SMP_BOOT; do
+	NO_SWAP_TEST; do
 	eval "val=\${KESTREL_$knob:-}"
 	case $val in
 	'') ;;

@@ -849,26 +849,9 @@ out:
 
 /* ---- Linux on two vCPUs ------------------------------------------------ */
 
-/*
- * Off unless KESTREL_SMP_BOOT=1: since the x86 changes of issue 11 this
- * boot triple-faults the guest or resets the emulated host in about half
- * of the runs under QEMU (never with the module from before them); the
- * cause is not found yet and is tracked in the issue.  A skip, never a
- * pass.
- */
-static bool smp_boot_enabled(void)
-{
-	const char *v = getenv("KESTREL_SMP_BOOT");
-
-	return v && !strcmp(v, "1");
-}
-
 #define SMP_BOOT()							\
 	do {								\
-		enum linux_state st;					\
-		if (!smp_boot_enabled())				\
-			return test_skip("regression under investigation (issue 11); KESTREL_SMP_BOOT=1 runs it"); \
-		st = linux_run(&smp, &smp_state, "2");			\
+		enum linux_state st = linux_run(&smp, &smp_state, "2");	\
 		if (st == LINUX_SKIP)					\
 			return test_skip("%s", lx_skip);		\
 		if (st != LINUX_RAN)					\
