@@ -1679,6 +1679,100 @@ static enum test_result test_init_sipi(const void *arg)
 	return TEST_PASS;
 }
 
+/*
+ * INIT then SIPI, back to back, the way Linux starts a CPU when it skips
+ * the 10 ms INIT delay (every CPU of this century): the AP's thread takes
+ * the INIT and resets its APIC while the SIPI is being sent to that APIC's
+ * ID.  The ID must never read as anything but the AP's own, or the SIPI
+ * finds no APIC and the AP never starts.  Many rounds, so that some land
+ * in the reset.
+ */
+#define STORM_ROUNDS	300
+
+struct storm_ap {
+	struct vcpu v;
+	volatile int started;		/* rounds in which the AP started */
+	volatile int stop;
+	int bad;			/* 0, or the first odd exit's reason */
+};
+
+static void *storm_ap_thread(void *p)
+{
+	struct storm_ap *ap = p;
+	struct kestrel_run *run = ap->v.run;
+
+	while (!ap->stop) {
+		if (vcpu_run(&ap->v)) {
+			if (errno != EINTR && !ap->bad)
+				ap->bad = -errno;
+			continue;
+		}
+		if (run->exit_reason != KESTREL_EXIT_IO ||
+		    run->io.port != AP_PORT) {
+			if (!ap->bad)
+				ap->bad = (int)run->exit_reason;
+			break;
+		}
+		__atomic_add_fetch(&ap->started, 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static enum test_result test_init_sipi_storm(const void *arg)
+{
+	/* mov $0x5a, %al; out %al, $AP_PORT; cli; hlt; jmp .-3 */
+	static const uint8_t stub[] = { 0xb0, 0x5a, 0xe6, AP_PORT,
+					0xfa, 0xf4, 0xeb, 0xfd };
+	struct kestrel_mp_state mp = { .state = KESTREL_MP_STATE_WAIT_SIPI };
+	struct avm t_storm;
+	struct storm_ap ap;
+	enum test_result ret = TEST_PASS;
+	pthread_t th;
+	int i;
+
+	(void)arg;
+	if (check_cap(KESTREL_CAP_MAX_VCPUS) < 2)
+		return test_skip("one vCPU per VM");
+	memset(&ap, 0, sizeof(ap));
+	CHECK_H(avm_setup_mode(&t_storm, 0, true, true));
+	memcpy(t_storm.vm.mem + AP_STUB, stub, sizeof(stub));
+	CHECK_H(vcpu_create(&t_storm.vm, &ap.v, 1));
+	CHECK_EQ(ioctl(ap.v.fd, KESTREL_SET_MP_STATE, &mp), 0);
+	CHECK_EQ(pthread_create(&th, NULL, storm_ap_thread, &ap), 0);
+
+	for (i = 0; i < STORM_ROUNDS && ret == TEST_PASS; i++) {
+		uint64_t t0;
+
+		s_begin(&t_storm);
+		/* INIT assert, then at once SIPI: physical, APIC 1 */
+		s_wrmsr(&t_storm, X2(R_ICR), 1ULL << 32 | 0x4500);
+		s_wrmsr(&t_storm, X2(R_ICR), 1ULL << 32 | 0x0600 | AP_STUB >> 12);
+		if (!s_run(&t_storm)) {
+			ret = TEST_FAIL;
+			break;
+		}
+		t0 = now_ns();
+		while (__atomic_load_n(&ap.started, __ATOMIC_ACQUIRE) <= i &&
+		       !ap.bad && now_ns() - t0 < 5000000000ULL)
+			usleep(50);
+		if (ap.bad) {
+			diag("round %d: the AP's RUN ended with %d", i, ap.bad);
+			ret = TEST_FAIL;
+		} else if (ap.started <= i) {
+			diag("round %d of %d: INIT then SIPI, the AP never started (SIPI lost)",
+			     i + 1, STORM_ROUNDS);
+			ret = TEST_FAIL;
+		}
+	}
+	ap.stop = 1;
+	ap.v.run->immediate_exit = 1;	/* if it is not in RUN yet */
+	pthread_kill(th, SIGUSR1);
+	pthread_join(th, NULL);
+	if (ret == TEST_PASS)
+		CHECK_EQ(ap.started, STORM_ROUNDS);
+	return ret;
+}
+
 static const struct test_case cases[] = {
 	{ "CREATE_IRQCHIP: EINVAL arg, once, EEXIST again, EBUSY after a vCPU",
 	  test_create_irqchip, NULL },
@@ -1730,6 +1824,8 @@ static const struct test_case cases[] = {
 	     test_hlt_if1_signal),
 	{ "INIT, SIPI: a parked AP sleeps, then starts in real mode at the vector",
 	  test_init_sipi, NULL },
+	{ "INIT then SIPI at once, 300 times: the AP starts every time",
+	  test_init_sipi_storm, NULL },
 };
 
 int main(int argc, char **argv)

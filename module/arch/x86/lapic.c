@@ -60,7 +60,12 @@
 struct kestrel_lapic {
 	struct kestrel_vcpu	*vcpu;
 
-	/* The xAPIC register page (vcpu->mutex). */
+	/*
+	 * The xAPIC register page (written under vcpu->mutex).  Senders
+	 * match destinations against LDR and DFR without it (READ_ONCE:
+	 * a reset's zeroes are the values it ends with, or match nothing);
+	 * they take the ID from vcpu->id, never from here.
+	 */
 	u8			*regs;
 	u64			tsc_deadline;	/* MSR value (vcpu->mutex) */
 	u32			esr_pending;	/* errors since ESR's last write */
@@ -110,14 +115,15 @@ static int lapic_highest(struct kestrel_lapic *l, u32 base)
 	return -1;
 }
 
+/* Senders read the target's base too: READ_ONCE, never a torn mode. */
 static bool lapic_x2apic(struct kestrel_vcpu *vcpu)
 {
-	return vcpu->arch.apic_base & X2APIC_ENABLE;
+	return READ_ONCE(vcpu->arch.apic_base) & X2APIC_ENABLE;
 }
 
 static bool lapic_hw_enabled(struct kestrel_vcpu *vcpu)
 {
-	return vcpu->arch.apic_base & MSR_IA32_APICBASE_ENABLE;
+	return READ_ONCE(vcpu->arch.apic_base) & MSR_IA32_APICBASE_ENABLE;
 }
 
 static bool lapic_sw_enabled(struct kestrel_lapic *l)
@@ -125,9 +131,15 @@ static bool lapic_sw_enabled(struct kestrel_lapic *l)
 	return lapic_get(l, APIC_SPIV) & APIC_SPIV_APIC_ENABLED;
 }
 
+/*
+ * The ID register is read-only and always the vCPU id, in both modes, so
+ * a sender takes it from the vCPU rather than from a page its owner may
+ * be resetting (an INIT clears the page while the SIPI that follows is
+ * being routed to this very ID).
+ */
 static u32 lapic_id(struct kestrel_lapic *l)
 {
-	return lapic_x2apic(l->vcpu) ? l->vcpu->id : lapic_get(l, APIC_ID) >> 24;
+	return l->vcpu->id;
 }
 
 static u32 lapic_ldr(struct kestrel_lapic *l)
@@ -137,7 +149,7 @@ static u32 lapic_ldr(struct kestrel_lapic *l)
 	/* x2APIC: cluster in 31:16, one bit of 16 within it. */
 	if (lapic_x2apic(l->vcpu))
 		return (id >> 4) << 16 | BIT(id & 0xf);
-	return lapic_get(l, APIC_LDR);
+	return READ_ONCE(*(u32 *)(l->regs + APIC_LDR));
 }
 
 /* The guest writes CR8 without exits (V_TPR): TPR follows it. */
@@ -225,7 +237,7 @@ static bool lapic_match(struct kestrel_lapic *l, u32 dest, bool logical,
 		return (dest >> 16) == (ldr >> 16) && (dest & ldr & 0xffff);
 	ldr >>= 24;
 	dest &= 0xff;
-	if ((lapic_get(l, APIC_DFR) >> 28) == 0xf)	/* flat model */
+	if ((READ_ONCE(*(u32 *)(l->regs + APIC_DFR)) >> 28) == 0xf) /* flat */
 		return dest & ldr;
 	return (dest >> 4) == (ldr >> 4) && (dest & ldr & 0xf);
 }
@@ -712,12 +724,12 @@ static int lapic_set_base(struct kestrel_lapic *l, u64 val)
 		return -1;
 	/* BSP is the hardware's to say. */
 	val = (val & ~MSR_IA32_APICBASE_BSP) | (old & MSR_IA32_APICBASE_BSP);
-	vcpu->arch.apic_base = val;
+	WRITE_ONCE(vcpu->arch.apic_base, val);
 
 	if (!en && (old & MSR_IA32_APICBASE_ENABLE)) {
 		/* Hardware disable: as after RESET, but keep the base. */
 		kestrel_lapic_reset(vcpu);
-		vcpu->arch.apic_base = val;
+		WRITE_ONCE(vcpu->arch.apic_base, val);
 	}
 	return 0;
 }

@@ -208,8 +208,9 @@ static void kestrel_x86_reset(struct kestrel_vcpu *vcpu)
 	a->exception.pending = false;
 	a->pio_in_size = 0;
 	kestrel_emulate_cancel(vcpu);
-	a->apic_base = 0xfee00000 | MSR_IA32_APICBASE_ENABLE |
-		       (vcpu->id == 0 ? MSR_IA32_APICBASE_BSP : 0);
+	/* Other vCPUs' senders read it (lapic.c). */
+	WRITE_ONCE(a->apic_base, 0xfee00000 | MSR_IA32_APICBASE_ENABLE |
+		   (vcpu->id == 0 ? MSR_IA32_APICBASE_BSP : 0));
 
 	kestrel_fpu_reset(vcpu);
 
@@ -492,7 +493,7 @@ static int kestrel_set_sregs(struct kestrel_vcpu *vcpu,
 	if (r)
 		return r;
 	kestrel_backend->set_sregs(vcpu, s);
-	vcpu->arch.apic_base = s->apic_base;
+	WRITE_ONCE(vcpu->arch.apic_base, s->apic_base);
 	vcpu->arch.tlb_flush_pending = true;
 	kestrel_x86_void_exception(vcpu);
 	return 0;

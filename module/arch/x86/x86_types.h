@@ -126,7 +126,8 @@ struct kestrel_arch_vcpu {
 
 	struct kestrel_x86_event exception;
 
-	u64		apic_base;	/* MSR value */
+	/* MSR value; vCPU thread writes (WRITE_ONCE), IPI senders read */
+	u64		apic_base;
 	struct kestrel_lapic *lapic;	/* NULL: the VM has no irqchip */
 	u8		mp_state;	/* KESTREL_MP_STATE_* */
 	bool		async_exit;	/* last exit: interrupt or window */
