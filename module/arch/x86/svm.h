@@ -235,5 +235,6 @@ static_assert(sizeof(struct vmcb_k) == 4096);
 /* svm_vmrun.S */
 void __kestrel_svm_vmrun(unsigned long vmcb_pa, unsigned long host_save_pa,
 			 unsigned long *regs);
+extern const char __kestrel_svm_vmexit[];	/* the host's RIP after VMRUN */
 
 #endif

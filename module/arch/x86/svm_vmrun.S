@@ -10,6 +10,7 @@
  * cleared GIF, so neither interrupts nor NMIs can run host code there.
  */
 #include <linux/linkage.h>
+#include <linux/objtool.h>
 #include <asm/asm.h>
 #include <asm/nospec-branch.h>
 
@@ -81,6 +82,9 @@ SYM_FUNC_START(__kestrel_svm_vmrun)
 	mov	(%rsp), %rax
 	sti
 	vmrun	%rax
+	/* VMRUN saves this RIP as the host's: svm.c knows it. */
+SYM_INNER_LABEL(__kestrel_svm_vmexit, SYM_L_GLOBAL)
+	ANNOTATE_NOENDBR		/* compared against, never a branch target */
 	cli
 
 	/* #VMEXIT restored RSP and RAX (= VMCB address). */

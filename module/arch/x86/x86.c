@@ -46,6 +46,7 @@ const char *const kestrel_arch_exit_names[KESTREL_ARCH_NR_EXITS] = {
 	[X86_EXIT_XSETBV]		= "xsetbv",
 	[X86_EXIT_EXC_DB]		= "exc_db",
 	[X86_EXIT_EXC_AC]		= "exc_ac",
+	[X86_EXIT_STATE_LOST]		= "state_lost",
 	[X86_EXIT_UNHANDLED]		= "unhandled",
 };
 
@@ -1110,6 +1111,11 @@ static int kestrel_handle_exit(struct kestrel_vcpu *vcpu,
 		return 1;
 	case X86_EXIT_EVENT_DELIVERY:
 		return kestrel_unhandled(vcpu, e, KESTREL_INTERNAL_EVENT_DELIVERY);
+	case X86_EXIT_STATE_LOST:
+		/* Whatever the save area held is not the guest's: scrub it. */
+		kestrel_x86_reset(vcpu);
+		return kestrel_x86_internal_error(vcpu, KESTREL_INTERNAL_STATE_LOST,
+						  1, &e->code);
 	case X86_EXIT_UNHANDLED:
 	default:
 		return kestrel_unhandled(vcpu, e, KESTREL_INTERNAL_UNHANDLED_EXIT);

@@ -33,6 +33,7 @@ enum kestrel_x86_exit_reason {
 	X86_EXIT_XSETBV,
 	X86_EXIT_EXC_DB,	/* reflect #DB; exc.dr6: its cause bits */
 	X86_EXIT_EXC_AC,	/* reflect #AC; exc.error: its error code */
+	X86_EXIT_STATE_LOST,	/* the CPU returned no guest state (svm.c) */
 	X86_EXIT_UNHANDLED,
 	X86_EXIT_NR
 };
