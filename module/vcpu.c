@@ -38,7 +38,7 @@ static void kestrel_vcpu_block(struct kestrel_vcpu *vcpu)
  * of guest mode if it runs there (the exit is the point).  Callable from
  * any context, hard interrupts included, so the IPI is the bare
  * reschedule vector rather than a function call.  The vCPU thread checks
- * for events after publishing KESTREL_IN_GUEST (kestrel_x86_cancel_entry),
+ * for events after publishing KESTREL_IN_GUEST (kestrel_x86_enter_guest),
  * so a kick that reads OUTSIDE_GUEST needs no IPI.
  */
 void kestrel_vcpu_kick(struct kestrel_vcpu *vcpu)

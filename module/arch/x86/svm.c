@@ -742,18 +742,18 @@ static bool svm_state_lost(const struct vmcb_k *vmcb)
 	       vmcb->save.cr3 == __read_cr3();
 }
 
-/* Preemption disabled (x86.c holds the FPU), interrupts on: x86.h. */
-static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
+/* x86.h: preemption and interrupts off, vcpu->mode IN_GUEST. */
+static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit,
+		    bool vm_flush)
 {
 	struct svm_vcpu *sv = to_svm(vcpu);
 	struct vmcb_k *vmcb = sv->vmcb;
 	struct kestrel_arch_vcpu *a = &vcpu->arch;
-	struct svm_cpu *sd;
+	struct svm_cpu *sd = this_cpu_ptr(svm_cpus);
+	int cpu = smp_processor_id();
 	u64 host_tsc_aux = 0;
-	int cpu, gen;
 
-	lockdep_assert_preemption_disabled();
-	lockdep_assert_irqs_enabled();
+	lockdep_assert_irqs_disabled();
 	if (!svm_in_shadow(vcpu, vmcb))
 		vmcb->control.int_state &= ~SVM_INT_STATE_SHADOW;
 	vmcb->save.rax = a->regs[KREG_RAX];
@@ -763,28 +763,14 @@ static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 	vmcb->save.dr7 = 0x400;		/* guest breakpoints are virtual */
 	svm_inject(vcpu, &vmcb->control);
 
-	local_irq_disable();
-	cpu = smp_processor_id();
-	sd = this_cpu_ptr(svm_cpus);
-	vcpu->cpu = cpu;
-	WRITE_ONCE(vcpu->mode, KESTREL_IN_GUEST);
-	/* Pairs with kestrel_vm_kick_all(): mode before tlb_gen. */
-	smp_mb();
-	if (kestrel_x86_cancel_entry(vcpu)) {
-		/* event_inj stays set: the next entry delivers it. */
-		WRITE_ONCE(vcpu->mode, KESTREL_OUTSIDE_GUEST);
-		local_irq_enable();
-		memset(exit, 0, sizeof(*exit));
-		exit->reason = X86_EXIT_NONE;
-		return;
-	}
-	gen = atomic_read(&vcpu->vm->tlb_gen);
-	if (sv->cpu != cpu || sv->asid_gen != sd->asid_gen ||
-	    gen != a->tlb_gen || a->tlb_flush_pending) {
+	/*
+	 * A new ASID is a clean TLB for this VM on this CPU: on arrival from
+	 * elsewhere, after the CPU's ASIDs wrapped, when the VM's tables lost
+	 * entries, and for the guest's own flush.
+	 */
+	if (sv->cpu != cpu || sv->asid_gen != sd->asid_gen || vm_flush ||
+	    a->tlb_flush_pending)
 		svm_new_asid(sv, sd, cpu);
-		a->tlb_gen = gen;
-		a->tlb_flush_pending = false;
-	}
 
 	asm volatile("clgi" ::: "memory");
 	/*
@@ -806,8 +792,6 @@ static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 	if (hw_breakpoint_active())
 		hw_breakpoint_restore();
 	asm volatile("stgi" ::: "memory");
-	WRITE_ONCE(vcpu->mode, KESTREL_OUTSIDE_GUEST);
-	local_irq_enable();
 
 	vmcb->control.tlb_ctl = 0;
 	a->regs[KREG_RAX] = vmcb->save.rax;

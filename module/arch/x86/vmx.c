@@ -1554,18 +1554,23 @@ static void vmx_restore_host(struct vmx_vcpu *sv, struct vmx_host_segs *h,
 		hw_breakpoint_restore();
 }
 
-/* Preemption disabled (x86.c holds the FPU), interrupts on: x86.h. */
-static void vmx_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
+/* x86.h: preemption disabled, interrupts on (vmx_load() may IPI). */
+static void vmx_prepare_run(struct kestrel_vcpu *vcpu)
+{
+	vmx_load(to_vmx(vcpu));
+}
+
+/* x86.h: preemption and interrupts off, vcpu->mode IN_GUEST. */
+static void vmx_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit,
+		    bool vm_flush)
 {
 	struct vmx_vcpu *sv = to_vmx(vcpu);
 	struct kestrel_arch_vcpu *a = &vcpu->arch;
 	struct vmx_host_segs hs;
 	u32 reason = 0, intr_info = 0, idt_info, intr_state;
-	int cpu = smp_processor_id(), gen, r;
+	int cpu = smp_processor_id(), r;
 
-	lockdep_assert_preemption_disabled();
-	lockdep_assert_irqs_enabled();
-	vmx_load(sv);
+	lockdep_assert_irqs_disabled();
 	if (sv->host_cpu != cpu)
 		vmx_set_host_cpu_state(sv, cpu);
 	vmcs_write(VMCS_HOST_CR3, __read_cr3());
@@ -1592,19 +1597,6 @@ static void vmx_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 		sv->tsc_offset_dirty = false;
 	}
 
-	local_irq_disable();
-	vcpu->cpu = cpu;
-	WRITE_ONCE(vcpu->mode, KESTREL_IN_GUEST);
-	/* Pairs with kestrel_vm_kick_all(): mode before tlb_gen. */
-	smp_mb();
-	if (kestrel_x86_cancel_entry(vcpu)) {
-		/* inject_info stays set: the next entry delivers it. */
-		WRITE_ONCE(vcpu->mode, KESTREL_OUTSIDE_GUEST);
-		local_irq_enable();
-		memset(exit, 0, sizeof(*exit));
-		exit->reason = X86_EXIT_NONE;
-		return;
-	}
 	/*
 	 * Guest-physical translations are tagged by the EPT pointer on each
 	 * CPU: flush when the VM's tables lost entries, and when arriving on
@@ -1613,14 +1605,11 @@ static void vmx_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 	 * VPID-tagged combined translations; the guest's own flush needs only
 	 * INVVPID (without a VPID every entry flushes them anyway).
 	 */
-	gen = atomic_read(&vcpu->vm->tlb_gen);
-	if (sv->last_run_cpu != cpu || gen != a->tlb_gen)
+	if (sv->last_run_cpu != cpu || vm_flush)
 		vmx_flush_ept(sv->eptp);
 	else if (a->tlb_flush_pending && sv->vpid)
 		vmx_flush_vpid(sv->vpid);
 	sv->last_run_cpu = cpu;
-	a->tlb_gen = gen;
-	a->tlb_flush_pending = false;
 
 	vmx_save_host(sv, &hs);
 	if (native_read_cr2() != sv->cr2)
@@ -1640,8 +1629,6 @@ static void vmx_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit)
 				asm volatile("int $2");
 		}
 	}
-	WRITE_ONCE(vcpu->mode, KESTREL_OUTSIDE_GUEST);
-	local_irq_enable();
 
 	if (r) {
 		memset(exit, 0, sizeof(*exit));
@@ -1701,5 +1688,6 @@ const struct kestrel_backend_ops kestrel_vmx_ops = {
 	.npt_entry_writable	= vmx_npt_entry_writable,
 	.npt_entry_young	= vmx_npt_entry_young,
 	.npt_entry_mkold	= vmx_npt_entry_mkold,
+	.prepare_run		= vmx_prepare_run,
 	.run			= vmx_run,
 };

@@ -1172,11 +1172,44 @@ bool kestrel_arch_vcpu_wakeup_pending(struct kestrel_vcpu *vcpu)
 	return kestrel_lapic_has_new_irq(vcpu);
 }
 
-/* Interrupts off, vcpu->mode is IN_GUEST: did one arrive since? */
-bool kestrel_x86_cancel_entry(struct kestrel_vcpu *vcpu)
+/*
+ * The guest-entry handshake, for both backends.  With interrupts off,
+ * publish IN_GUEST, then look for an interrupt that arrived since the
+ * injection decision: a kick that read OUTSIDE_GUEST sent no IPI, so it
+ * is ours to see now, and the entry is abandoned (an exit with no reason,
+ * the next round injects it).  Then the VM's TLB generation, read after
+ * the mode so that kestrel_vm_kick_all() either sees us in the guest or
+ * we see its new generation.
+ */
+static void kestrel_x86_enter_guest(struct kestrel_vcpu *vcpu,
+				    struct kestrel_x86_exit *exit)
 {
+	struct kestrel_arch_vcpu *a = &vcpu->arch;
+	int gen;
+
+	if (kestrel_backend->prepare_run)
+		kestrel_backend->prepare_run(vcpu);
+
+	local_irq_disable();
+	vcpu->cpu = smp_processor_id();
+	WRITE_ONCE(vcpu->mode, KESTREL_IN_GUEST);
+	/* Pairs with kestrel_vm_kick_all(): mode before tlb_gen. */
+	smp_mb();
+	if (kestrel_lapic_has_new_irq(vcpu)) {
+		WRITE_ONCE(vcpu->mode, KESTREL_OUTSIDE_GUEST);
+		local_irq_enable();
+		memset(exit, 0, sizeof(*exit));
+		exit->reason = X86_EXIT_NONE;
+		return;
+	}
+	gen = atomic_read(&vcpu->vm->tlb_gen);
+	kestrel_backend->run(vcpu, exit, gen != a->tlb_gen);
+	/* The backend's run contract (x86.h). */
 	lockdep_assert_irqs_disabled();
-	return kestrel_lapic_has_new_irq(vcpu);
+	a->tlb_gen = gen;
+	a->tlb_flush_pending = false;
+	WRITE_ONCE(vcpu->mode, KESTREL_OUTSIDE_GUEST);
+	local_irq_enable();
 }
 
 int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu)
@@ -1195,11 +1228,9 @@ int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu)
 	/* The guest's FPU state and XCR0 are in the CPU only while it runs. */
 	kestrel_fpu_load(vcpu);
 	t0 = local_clock();
-	/* The backend's run contract (x86.h), both ways. */
 	lockdep_assert_preemption_disabled();
 	lockdep_assert_irqs_enabled();
-	kestrel_backend->run(vcpu, &exit);
-	lockdep_assert_irqs_enabled();
+	kestrel_x86_enter_guest(vcpu, &exit);
 	WRITE_ONCE(vcpu->stats.guest_ns,
 		   vcpu->stats.guest_ns + local_clock() - t0);
 	kestrel_fpu_put(vcpu);

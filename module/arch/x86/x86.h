@@ -125,19 +125,26 @@ struct kestrel_backend_ops {
 	void	(*cancel_exception)(struct kestrel_vcpu *vcpu);
 
 	/*
-	 * Enter the guest once with the registers in vcpu->arch, deliver a
-	 * pending exception, and describe the exit.  Called on the vCPU's
-	 * thread with preemption disabled (x86.c holds the FPU: from
+	 * The entry, in two halves around x86.c's handshake, both on the
+	 * vCPU's thread with preemption disabled (x86.c holds the FPU from
 	 * kestrel_fpu_load(), whose kernel_fpu_begin() disables preemption,
-	 * to kestrel_fpu_put()) and interrupts enabled, so it must not sleep;
-	 * it returns with interrupts enabled.  It disables interrupts around
-	 * entry itself: with them off and vcpu->mode set to
-	 * KESTREL_IN_GUEST, it calls kestrel_x86_cancel_entry() and, if that
-	 * says so, returns X86_EXIT_NONE without entering: an interrupt
-	 * arrived since the injection decision, and a kick seeing
-	 * OUTSIDE_GUEST sent no IPI.
+	 * to kestrel_fpu_put()), so neither may sleep.
+	 *
+	 * prepare_run (optional), interrupts on: what needs them (VMX: make
+	 * the VMCS current here, which may IPI the CPU that had it).  The
+	 * entry may still be abandoned after it.
+	 *
+	 * run, interrupts off and vcpu->mode KESTREL_IN_GUEST, the cancel
+	 * check passed: load the registers in vcpu->arch, deliver a pending
+	 * exception, flush what the guest may have cached (@vm_flush: the
+	 * VM's nested tables lost entries since this vCPU last ran;
+	 * vcpu->arch.tlb_flush_pending: the guest's own TLB), enter once,
+	 * hand the host what was its own (an NMI, a machine check) and
+	 * describe the exit.  Returns with interrupts still off.
 	 */
-	void	(*run)(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit);
+	void	(*prepare_run)(struct kestrel_vcpu *vcpu);
+	void	(*run)(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit,
+		       bool vm_flush);
 };
 
 /*
@@ -159,7 +166,6 @@ void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
 #define KESTREL_DR6_BT	BIT(15)
 void kestrel_x86_queue_db(struct kestrel_vcpu *vcpu, u64 cause);
 int kestrel_x86_guest_mode_bits(struct kestrel_vcpu *vcpu);
-bool kestrel_x86_cancel_entry(struct kestrel_vcpu *vcpu);
 int kestrel_x86_internal_error(struct kestrel_vcpu *vcpu, u32 suberror,
 			       int ndata, const u64 *data);
 void kestrel_x86_before_inject(struct kestrel_vcpu *vcpu);
