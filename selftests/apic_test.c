@@ -1608,6 +1608,16 @@ static void *ap_thread(void *p)
 	return NULL;
 }
 
+/* The boot CPU in x2APIC mode, and vCPU 1 with @stub at AP_STUB. */
+static bool ap_vm_setup(struct avm *t, struct vcpu *ap, const uint8_t *stub,
+			size_t len)
+{
+	if (!avm_setup_mode(t, 0, true, true))
+		return false;
+	memcpy(t->vm.mem + AP_STUB, stub, len);
+	return vcpu_create(&t->vm, ap, 1);
+}
+
 /*
  * The boot CPU (vCPU 0, x2APIC) wakes an application processor parked in
  * wait-for-SIPI with INIT, INIT de-assert and SIPI, the way firmware and
@@ -1630,9 +1640,7 @@ static enum test_result test_init_sipi(const void *arg)
 	if (check_cap(KESTREL_CAP_MAX_VCPUS) < 2)
 		return test_skip("one vCPU per VM");
 	memset(&ap, 0, sizeof(ap));
-	CHECK_H(avm_setup_mode(&t_sipi_vm, 0, true, true));
-	memcpy(t_sipi_vm.vm.mem + AP_STUB, stub, sizeof(stub));
-	CHECK_H(vcpu_create(&t_sipi_vm.vm, &ap.v, 1));
+	CHECK_H(ap_vm_setup(&t_sipi_vm, &ap.v, stub, sizeof(stub)));
 
 	/* A new vCPU runs; parking it is the VMM's (firmware's) call. */
 	CHECK_EQ(ioctl(ap.v.fd, KESTREL_GET_MP_STATE, &mp), 0);
@@ -1734,9 +1742,7 @@ static enum test_result test_init_sipi_storm(const void *arg)
 	if (check_cap(KESTREL_CAP_MAX_VCPUS) < 2)
 		return test_skip("one vCPU per VM");
 	memset(&ap, 0, sizeof(ap));
-	CHECK_H(avm_setup_mode(&t_storm, 0, true, true));
-	memcpy(t_storm.vm.mem + AP_STUB, stub, sizeof(stub));
-	CHECK_H(vcpu_create(&t_storm.vm, &ap.v, 1));
+	CHECK_H(ap_vm_setup(&t_storm, &ap.v, stub, sizeof(stub)));
 	CHECK_EQ(ioctl(ap.v.fd, KESTREL_SET_MP_STATE, &mp), 0);
 	CHECK_EQ(pthread_create(&th, NULL, storm_ap_thread, &ap), 0);
 
