@@ -23,6 +23,8 @@
 #   KESTREL_QEMU_LOCK     lock file serialising emulated hosts on this machine
 #                         (default /tmp/kestrel-qemu.lock, "none" to skip):
 #                         two TCG guests on 2 cores make each other time out
+#   KESTREL_QEMU_THREAD   "multi" (default: one host thread per emulated CPU)
+#                         or "single" (QEMU's -accel tcg,thread=single)
 set -euo pipefail
 
 if [ $# -ne 4 ]; then
@@ -59,8 +61,17 @@ if [ "$lock" != none ] && { [ -e "$lock" ] || (umask 0 && : >> "$lock"); } 2>/de
 	fi
 fi
 
+thread=${KESTREL_QEMU_THREAD:-multi}
+case $thread in
+single | multi) ;;
+*)
+	echo "emulated-host: KESTREL_QEMU_THREAD must be single or multi, not '$thread'" >&2
+	exit 2
+	;;
+esac
+
 # shellcheck disable=SC2054 # the commas are QEMU's
-qemu=(qemu-system-x86_64 -accel tcg -cpu EPYC,+svm -smp 2 -m 1G
+qemu=(qemu-system-x86_64 -accel "tcg,thread=$thread" -cpu EPYC,+svm -smp 2 -m 1G
       -display none -vga none -nic none -no-reboot
       -kernel "$kernel" -initrd "$initramfs"
       -append "console=ttyS0 quiet panic=-1 kestrel.mode=$mode ${KESTREL_APPEND:-}")
