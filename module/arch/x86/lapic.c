@@ -91,6 +91,12 @@ static inline u32 lapic_get(struct kestrel_lapic *l, u32 off)
 	return *(u32 *)(l->regs + off);
 }
 
+/* A register other vCPUs' senders read without the owner's lock. */
+static inline u32 lapic_get_shared(struct kestrel_lapic *l, u32 off)
+{
+	return READ_ONCE(*(u32 *)(l->regs + off));
+}
+
 static inline void lapic_set(struct kestrel_lapic *l, u32 off, u32 val)
 {
 	*(u32 *)(l->regs + off) = val;
@@ -149,7 +155,7 @@ static u32 lapic_ldr(struct kestrel_lapic *l)
 	/* x2APIC: cluster in 31:16, one bit of 16 within it. */
 	if (lapic_x2apic(l->vcpu))
 		return (id >> 4) << 16 | BIT(id & 0xf);
-	return READ_ONCE(*(u32 *)(l->regs + APIC_LDR));
+	return lapic_get_shared(l, APIC_LDR);
 }
 
 /* The guest writes CR8 without exits (V_TPR): TPR follows it. */
@@ -237,7 +243,7 @@ static bool lapic_match(struct kestrel_lapic *l, u32 dest, bool logical,
 		return (dest >> 16) == (ldr >> 16) && (dest & ldr & 0xffff);
 	ldr >>= 24;
 	dest &= 0xff;
-	if ((READ_ONCE(*(u32 *)(l->regs + APIC_DFR)) >> 28) == 0xf) /* flat */
+	if ((lapic_get_shared(l, APIC_DFR) >> 28) == 0xf)	/* flat model */
 		return dest & ldr;
 	return (dest >> 4) == (ldr >> 4) && (dest & ldr & 0xf);
 }
