@@ -26,13 +26,27 @@ DECLARE_GUEST(lm_pge);
 #define NR_ROUNDS	8
 #define KERNEL_HALF	0xffff800000000000ULL
 
+/* How one vCPU's run ended. */
+enum end {
+	END_FAILED,		/* anything else: setup, RUN error, odd exit */
+	END_CLEAN,		/* OUTs counted up to 0, then HLT */
+	END_LEAK,		/* the owner saw a host value */
+	END_LOST,		/* INTERNAL_ERROR STATE_LOST: the CPU's fault */
+	END_SHUTDOWN,		/* triple fault */
+	NR_ENDS
+};
+
+static const char *const end_names[NR_ENDS] = {
+	[END_FAILED]	= "FAILED",
+	[END_CLEAN]	= "clean",
+	[END_LEAK]	= "SAW HOST STATE",
+	[END_LOST]	= "lost its state (CPU)",
+	[END_SHUTDOWN]	= "triple-faulted",
+};
+
 struct worker {
-	struct vm *vm;
 	struct vcpu v;
-	bool ok;		/* OUTs counted up to 0, then HLT */
-	bool leak;		/* the owner saw a host value */
-	bool lost;		/* INTERNAL_ERROR STATE_LOST: the CPU's fault */
-	bool shutdown;		/* triple fault */
+	enum end end;
 	unsigned int outs;
 };
 
@@ -113,7 +127,7 @@ static void *worker_fn(void *p)
 			return NULL;
 		}
 		if (!no_host_state(w)) {
-			w->leak = true;
+			w->end = END_LEAK;
 			return NULL;
 		}
 		switch (run->exit_reason) {
@@ -129,15 +143,15 @@ static void *worker_fn(void *p)
 			if (!run_expect_hlt(&w->v) || !no_host_state(w) ||
 			    !guest_shape(w, image))
 				return NULL;
-			w->ok = true;
+			w->end = END_CLEAN;
 			return NULL;
 		case KESTREL_EXIT_INTERNAL_ERROR:
 			if (run->internal.suberror != KESTREL_INTERNAL_STATE_LOST)
 				break;
-			w->lost = true;
+			w->end = END_LOST;
 			return NULL;
 		case KESTREL_EXIT_SHUTDOWN:
-			w->shutdown = true;
+			w->end = END_SHUTDOWN;
 			return NULL;
 		default:
 			break;
@@ -149,11 +163,10 @@ static void *worker_fn(void *p)
 	}
 }
 
-struct tally {
-	int clean, leak, lost, shutdown, other;
-};
+/* vCPU runs by how they ended, over all rounds. */
+static int tally[NR_ENDS];
 
-static bool one_round(int round, struct tally *t)
+static bool one_round(int round)
 {
 	struct worker w[2];
 	struct kestrel_regs r;
@@ -168,7 +181,6 @@ static bool one_round(int round, struct tally *t)
 		return false;
 	for (i = 0; i < 2; i++) {
 		memset(&w[i], 0, sizeof(w[i]));
-		w[i].vm = &vm;
 		if (!vcpu_create(&vm, &w[i].v, i) ||
 		    !vcpu_setup_long(&vm, &w[i].v) || !get_regs(&w[i].v, &r))
 			return false;
@@ -181,25 +193,13 @@ static bool one_round(int round, struct tally *t)
 			return false;
 	for (i = 0; i < 2; i++) {
 		pthread_join(th[i], NULL);
-		if (w[i].ok)
-			t->clean++;
-		else if (w[i].leak)
-			t->leak++;
-		else if (w[i].lost)
-			t->lost++;
-		else if (w[i].shutdown)
-			t->shutdown++;
-		else
-			t->other++;
+		tally[w[i].end]++;
 		diag("round %d: vCPU %d %s after %u OUTs", round, i,
-		     w[i].ok ? "clean" : w[i].leak ? "SAW HOST STATE" :
-		     w[i].lost ? "lost its state (CPU)" :
-		     w[i].shutdown ? "triple-faulted" : "FAILED", w[i].outs);
+		     end_names[w[i].end], w[i].outs);
 	}
 	return true;
 }
 
-static struct tally tally;
 static bool rounds_ran;
 
 static void run_rounds(void)
@@ -210,8 +210,8 @@ static void run_rounds(void)
 		return;
 	rounds_ran = true;
 	for (i = 0; i < NR_ROUNDS; i++)
-		if (!one_round(i, &tally))
-			tally.other++;
+		if (!one_round(i))
+			tally[END_FAILED]++;
 }
 
 /* What Kestrel owes the owner whatever the CPU does. */
@@ -219,8 +219,8 @@ static enum test_result test_pge_no_host_state(const void *arg)
 {
 	(void)arg;
 	run_rounds();
-	CHECK_EQ(tally.leak, 0);
-	CHECK_EQ(tally.other, 0);
+	CHECK_EQ(tally[END_LEAK], 0);
+	CHECK_EQ(tally[END_FAILED], 0);
 	return TEST_PASS;
 }
 
@@ -236,11 +236,11 @@ static enum test_result test_pge_clean(const void *arg)
 {
 	(void)arg;
 	run_rounds();
-	if (tally.lost)
+	if (tally[END_LOST])
 		return test_skip("the CPU lost guest state %d times and triple-faulted %d in %d vCPU runs (an emulator defect, Documentation/design.rst)",
-				 tally.lost, tally.shutdown, 2 * NR_ROUNDS);
-	CHECK_EQ(tally.shutdown, 0);
-	CHECK_EQ(tally.clean, 2 * NR_ROUNDS);
+				 tally[END_LOST], tally[END_SHUTDOWN], 2 * NR_ROUNDS);
+	CHECK_EQ(tally[END_SHUTDOWN], 0);
+	CHECK_EQ(tally[END_CLEAN], 2 * NR_ROUNDS);
 	return TEST_PASS;
 }
 
