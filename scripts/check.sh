@@ -150,19 +150,34 @@ if [ "${KESTREL_SKIP_USER_BUILD:-0}" != 1 ]; then
 	step "build: selftests" "$logs/selftests.log" make -j"$(nproc)" selftests || true
 fi
 
+# named_in "LIST" NAME: does the space-separated LIST name NAME?  An
+# empty LIST names everything (KESTREL_TESTS and its kin unset).
+named_in() {
+	[ -z "$1" ] && return 0
+	case " $1 " in *" $2 "*) return 0 ;; esac
+	return 1
+}
+
+# lane_boot_timeout N: seconds for a boot running N selftests on a stock
+# kernel, KESTREL_BOOT_TIMEOUT if set.
+lane_boot_timeout() {
+	local t=$((120 + $1 * (KESTREL_TEST_TIMEOUT + 10)))
+	if [ -n "${KESTREL_BOOT_TIMEOUT:-}" ]; then
+		t=$KESTREL_BOOT_TIMEOUT
+	elif [ $t -gt 1200 ]; then
+		t=1200
+	fi
+	echo "$t"
+}
+
 ntests=0
 for t in "$selftests_dir"/*_test; do
 	[ -f "$t" ] && [ -x "$t" ] || continue
-	if [ -n "${KESTREL_TESTS:-}" ]; then
-		case " $KESTREL_TESTS " in *" ${t##*/} "*) ;; *) continue ;; esac
-	fi
+	named_in "${KESTREL_TESTS:-}" "${t##*/}" || continue
 	ntests=$((ntests + 1))
 done
 echo "selftests: $ntests in ${selftests_dir#"$root_dir"/}/"
-boot_timeout=${KESTREL_BOOT_TIMEOUT:-$((120 + ntests * (KESTREL_TEST_TIMEOUT + 10)))}
-if [ -z "${KESTREL_BOOT_TIMEOUT:-}" ] && [ $boot_timeout -gt 1200 ]; then
-	boot_timeout=1200
-fi
+boot_timeout=$(lane_boot_timeout $ntests)
 
 # The serial log's judge.  Emits "R<TAB>PASS|FAIL|SKIP<TAB>text",
 # "L<TAB>log line to show" and, once, "N<TAB>TAP results that ran".
@@ -402,9 +417,7 @@ if [ "${KESTREL_SKIP_MTTCG:-0}" != 1 ] && [ -n "$mk" ]; then
 	mtests=
 	for t in ${KESTREL_MTTCG_TESTS:-$mttcg_tests_default}; do
 		[ -x "$selftests_dir/$t" ] || continue
-		if [ -n "${KESTREL_TESTS:-}" ]; then
-			case " $KESTREL_TESTS " in *" $t "*) ;; *) continue ;; esac
-		fi
+		named_in "${KESTREL_TESTS:-}" "$t" || continue
 		mtests="$mtests $t"
 	done
 	mtests=${mtests# }
@@ -418,7 +431,7 @@ if [ "${KESTREL_SKIP_MTTCG:-0}" != 1 ] && [ -n "$mk" ]; then
 		nm=$(wc -w <<< "$mtests")
 		KESTREL_QEMU_THREAD=multi KESTREL_TESTS=$mtests \
 			boot_lane "$mk" "$mk-mttcg" "$nm" "$KESTREL_TEST_TIMEOUT" \
-			$((120 + nm * (KESTREL_TEST_TIMEOUT + 10)))
+			"$(lane_boot_timeout "$nm")"
 	fi
 	summaries+=("$mk-mttcg: $kpassed passed, $kfailed failed, $kskipped skipped")
 	echo "-- ${summaries[-1]}"
@@ -442,12 +455,8 @@ if [ "${KESTREL_SKIP_DEBUG:-0}" != 1 ]; then
 	for t in "$selftests_dir"/*_test; do
 		[ -f "$t" ] && [ -x "$t" ] || continue
 		t=${t##*/}
-		if [ -n "${KESTREL_DEBUG_TESTS:-}" ]; then
-			case " $KESTREL_DEBUG_TESTS " in *" $t "*) ;; *) continue ;; esac
-		fi
-		if [ -n "${KESTREL_TESTS:-}" ]; then
-			case " $KESTREL_TESTS " in *" $t "*) ;; *) continue ;; esac
-		fi
+		named_in "${KESTREL_DEBUG_TESTS:-}" "$t" || continue
+		named_in "${KESTREL_TESTS:-}" "$t" || continue
 		dtests="$dtests $t"
 	done
 	dtests=${dtests# }
@@ -486,15 +495,12 @@ vmx_tests_default="apic_test boot_test cpuid_test dev_test exc_test fuzz_test ho
 vk=${KESTREL_VMX_KERNEL:-$(printf '%s\n' $kernels | sed -n 1p)}
 if [ "${KESTREL_SKIP_VMX:-0}" != 1 ] && [ -n "$vk" ]; then
 	kpassed=0 kfailed=0 kskipped=0
-	vtests=${KESTREL_VMX_TESTS:-$vmx_tests_default}
-	if [ -n "${KESTREL_TESTS:-}" ]; then
-		# Only what both lists name.
-		vt=
-		for t in $vtests; do
-			case " $KESTREL_TESTS " in *" $t "*) vt="$vt $t" ;; esac
-		done
-		vtests=${vt# }
-	fi
+	# Only what both lists name.
+	vt=
+	for t in ${KESTREL_VMX_TESTS:-$vmx_tests_default}; do
+		if named_in "${KESTREL_TESTS:-}" "$t"; then vt="$vt $t"; fi
+	done
+	vtests=${vt# }
 	echo
 	echo "== $vk, VMX backend under Bochs"
 	initramfs=$build_dir/initramfs/$vk-vmx.gz
