@@ -76,13 +76,22 @@ if [ $dkms = 0 ]; then
 	out=${out:-$build_dir/$kver}
 	mkdir -p "$out"
 	out=$(cd "$out" && pwd)
-	# Links whose file went away, then links for every current file.
+	# Links whose file went away, then links for every current file.  A
+	# link into another tree (another checkout, another KESTREL_MODULE_SRC
+	# built here before) is pointed at this one, and then every object
+	# goes: make judges by times, and the other tree's may be newer.
 	find "$out" -xtype l -delete
-	module_sources | while IFS= read -r f; do
-		[ -L "$out/$f" ] && continue
+	moved=$(module_sources | while IFS= read -r f; do
+		[ "$(readlink "$out/$f" 2>/dev/null)" = "$src/$f" ] && continue
+		[ -L "$out/$f" ] && echo "$f"
 		mkdir -p "$(dirname "$out/$f")"
-		ln -s "$src/$f" "$out/$f"
-	done
+		ln -sfn "$src/$f" "$out/$f"
+	done)
+	if [ -n "$moved" ]; then
+		echo "build-module: sources now from $src: a full rebuild"
+		find "$out" -type f \( -name '*.o' -o -name '*.ko' -o -name '.*.cmd' \
+			-o -name '*.mod' -o -name '*.mod.c' \) -delete
+	fi
 	# A make that is not ours (we run under `make check`) must not lend us
 	# its jobserver or flags.
 	unset MAKEFLAGS MFLAGS MAKELEVEL
