@@ -15,9 +15,9 @@
  * or hugetlbfs), the guest gets one 2 MiB entry.  Slots that log dirty
  * pages are mapped at 4 KiB, read-only until written.
  *
- * Entries are built by the backend (NPT and EPT formats differ); an entry
- * is present iff nonzero, holds its address in bits 51:12, and bit 7 marks
- * a large leaf, in both formats.
+ * Entries are built from the backend's format bits (NPT and EPT differ),
+ * copied here once at load; an entry is present iff nonzero, holds its
+ * address in bits 51:12, and bit 7 marks a large leaf, in both formats.
  */
 #include <linux/highmem.h>
 #include <linux/io.h>
@@ -30,6 +30,36 @@
 #define NPT_ADDR_MASK	GENMASK_ULL(51, 12)
 #define NPT_LARGE	BIT_ULL(7)
 #define NPT_ENTRIES	512
+
+static struct kestrel_npt_format npt_fmt __ro_after_init;
+
+/* Module load, after the backend's hardware_setup. */
+void kestrel_npt_setup(void)
+{
+	npt_fmt = *kestrel_backend->npt_format;
+}
+
+static inline u64 npt_table_entry(phys_addr_t table)
+{
+	return table | npt_fmt.table;
+}
+
+static inline u64 npt_leaf_entry(phys_addr_t page, bool writable, bool huge)
+{
+	return page | npt_fmt.leaf | (writable ? npt_fmt.write : 0) |
+	       (huge ? npt_fmt.huge : 0);
+}
+
+static inline bool npt_writable(u64 entry)
+{
+	return entry & npt_fmt.writable;
+}
+
+/* Used since last made old; always, where the format has no such bit. */
+static inline bool npt_young(u64 entry)
+{
+	return !npt_fmt.accessed || (entry & npt_fmt.accessed);
+}
 
 static inline int npt_index(u64 gpa, int level)
 {
@@ -124,7 +154,7 @@ static u64 *npt_walk(struct kestrel_vm *vm, u64 gpa, int level,
 				return NULL;
 			child = cache->pages[--cache->nr];
 			vm->arch.npt_pages++;
-			WRITE_ONCE(*e, kestrel_backend->npt_table_entry(__pa(child)));
+			WRITE_ONCE(*e, npt_table_entry(__pa(child)));
 		}
 		table = npt_child(*e);
 	}
@@ -349,7 +379,7 @@ int kestrel_npt_fault(struct kestrel_vcpu *vcpu, u64 gpa, u64 error)
 	}
 	if (found != level) {
 		/* A 2 MiB entry is there: it maps this page already. */
-		if (!write || kestrel_backend->npt_entry_writable(*e))
+		if (!write || npt_writable(*e))
 			goto out;
 		level = found;		/* upgrade it in place below */
 		pa = *e & NPT_ADDR_MASK & ~(SZ_2M - 1);
@@ -367,7 +397,7 @@ int kestrel_npt_fault(struct kestrel_vcpu *vcpu, u64 gpa, u64 error)
 		}
 	}
 
-	entry = kestrel_backend->npt_leaf_entry(pa, writable, level == 2);
+	entry = npt_leaf_entry(pa, writable, level == 2);
 	if (*e == entry)
 		goto out;			/* another vCPU was first */
 	if (!*e)
@@ -446,12 +476,11 @@ bool kestrel_arch_unmap_range(struct kestrel_vm *vm, u64 gpa, u64 size)
 static u64 npt_wrprotect_fn(struct kestrel_vm *vm, u64 entry, int level,
 			    void *arg)
 {
-	if (!kestrel_backend->npt_entry_writable(entry))
+	if (!npt_writable(entry))
 		return entry;
 	if (level > 1)
 		return 0;		/* logged slots map 4 KiB: drop it */
-	return kestrel_backend->npt_leaf_entry(entry & NPT_ADDR_MASK, false,
-					       false);
+	return npt_leaf_entry(entry & NPT_ADDR_MASK, false, false);
 }
 
 /* Write-protect the pages of gpa + n * 4 KiB for each bit n of mask. */
@@ -479,10 +508,10 @@ static u64 npt_age_fn(struct kestrel_vm *vm, u64 entry, int level, void *p)
 {
 	struct npt_age_arg *a = p;
 
-	if (kestrel_backend->npt_entry_young(entry)) {
+	if (npt_young(entry)) {
 		a->young = true;
 		if (a->clear)
-			return kestrel_backend->npt_entry_mkold(entry);
+			return entry & ~npt_fmt.accessed;
 	}
 	return entry;
 }

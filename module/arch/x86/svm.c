@@ -435,31 +435,15 @@ static void svm_get_seg(struct kestrel_vcpu *vcpu, int seg,
 }
 
 /* NPT entries: ordinary x86 page-table format, user bit required. */
-static u64 svm_npt_table_entry(phys_addr_t table)
-{
-	return table | _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED;
-}
-
-static u64 svm_npt_leaf_entry(phys_addr_t page, bool writable, bool huge)
-{
-	return page | _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED |
-	       (writable ? _PAGE_RW | _PAGE_DIRTY : 0) | (huge ? _PAGE_PSE : 0);
-}
-
-static bool svm_npt_entry_writable(u64 entry)
-{
-	return entry & _PAGE_RW;
-}
-
-static bool svm_npt_entry_young(u64 entry)
-{
-	return entry & _PAGE_ACCESSED;
-}
-
-static u64 svm_npt_entry_mkold(u64 entry)
-{
-	return entry & ~(u64)_PAGE_ACCESSED;
-}
+/* NPT entries are x86 page-table entries, user pages to the walk. */
+static const struct kestrel_npt_format svm_npt_format = {
+	.table		= _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED,
+	.leaf		= _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED,
+	.write		= _PAGE_RW | _PAGE_DIRTY,
+	.huge		= _PAGE_PSE,
+	.writable	= _PAGE_RW,
+	.accessed	= _PAGE_ACCESSED,
+};
 
 static void svm_set_cr2(struct kestrel_vcpu *vcpu, u64 val)
 {
@@ -832,10 +816,6 @@ const struct kestrel_backend_ops kestrel_svm_ops = {
 	.inject_irq		= svm_inject_irq,
 	.set_irq_window		= svm_set_irq_window,
 	.cancel_exception	= svm_cancel_exception,
-	.npt_table_entry	= svm_npt_table_entry,
-	.npt_leaf_entry		= svm_npt_leaf_entry,
-	.npt_entry_writable	= svm_npt_entry_writable,
-	.npt_entry_young	= svm_npt_entry_young,
-	.npt_entry_mkold	= svm_npt_entry_mkold,
+	.npt_format		= &svm_npt_format,
 	.run			= svm_run,
 };

@@ -344,6 +344,20 @@ static int vmx_probe_controls(u64 basic)
 		       0, ENTRY_IA32E_MODE, "VM-entry", &vmx_cfg.entry);
 }
 
+/*
+ * EPT entries: read/write/execute permissions, the leaf's memory type
+ * from the EPT (WB, guest PAT ignored), and accessed/dirty bits only where
+ * the CPU keeps them (vmx_probe_ept() completes it).
+ */
+static struct kestrel_npt_format vmx_npt_format = {
+	.table		= VMX_EPT_READ | VMX_EPT_WRITE | VMX_EPT_EXEC,
+	.leaf		= VMX_EPT_READ | VMX_EPT_EXEC | VMX_EPT_IGNORE_PAT |
+			  VMX_EPT_MT_WB << VMX_EPT_MT_SHIFT,
+	.write		= VMX_EPT_WRITE,
+	.huge		= VMX_EPT_LARGE,
+	.writable	= VMX_EPT_WRITE,
+};
+
 static int vmx_probe_ept(void)
 {
 	u64 cap;
@@ -361,8 +375,12 @@ static int vmx_probe_ept(void)
 	vmx_cfg.invept_single = cap & VMX_EPT_CAP_INVEPT_SINGLE;
 	vmx_cfg.eptp_flags = (cap & VMX_EPT_CAP_WB ? VMX_EPT_MT_WB : VMX_EPT_MT_UC);
 	vmx_cfg.ept_ad = cap & VMX_EPT_CAP_AD;
-	if (vmx_cfg.ept_ad)
+	if (vmx_cfg.ept_ad) {
 		vmx_cfg.eptp_flags |= VMX_EPTP_AD;
+		vmx_npt_format.leaf |= VMX_EPT_ACCESSED;
+		vmx_npt_format.write |= VMX_EPT_DIRTY;
+		vmx_npt_format.accessed = VMX_EPT_ACCESSED;
+	}
 
 	/* A VPID is only worth having if its translations can be flushed. */
 	if ((vmx_cfg.cpu2 & CPU2_ENABLE_VPID) &&
@@ -1065,40 +1083,6 @@ static void vmx_get_seg(struct kestrel_vcpu *vcpu, int seg,
  * leaves are WB and ignore the guest's PAT, as the host's own mapping does.
  * Without EPT A/D bits nothing records use: entries count as always young.
  */
-static u64 vmx_npt_table_entry(phys_addr_t table)
-{
-	return table | VMX_EPT_READ | VMX_EPT_WRITE | VMX_EPT_EXEC;
-}
-
-static u64 vmx_npt_leaf_entry(phys_addr_t page, bool writable, bool huge)
-{
-	u64 e = page | VMX_EPT_READ | VMX_EPT_EXEC | VMX_EPT_IGNORE_PAT |
-		VMX_EPT_MT_WB << VMX_EPT_MT_SHIFT;
-
-	if (writable)
-		e |= VMX_EPT_WRITE;
-	if (vmx_cfg.ept_ad)
-		e |= VMX_EPT_ACCESSED | (writable ? VMX_EPT_DIRTY : 0);
-	if (huge)
-		e |= VMX_EPT_LARGE;
-	return e;
-}
-
-static bool vmx_npt_entry_writable(u64 entry)
-{
-	return entry & VMX_EPT_WRITE;
-}
-
-static bool vmx_npt_entry_young(u64 entry)
-{
-	return !vmx_cfg.ept_ad || (entry & VMX_EPT_ACCESSED);
-}
-
-static u64 vmx_npt_entry_mkold(u64 entry)
-{
-	return vmx_cfg.ept_ad ? entry & ~VMX_EPT_ACCESSED : entry;
-}
-
 static void vmx_set_cr2(struct kestrel_vcpu *vcpu, u64 val)
 {
 	to_vmx(vcpu)->cr2 = val;
@@ -1683,11 +1667,7 @@ const struct kestrel_backend_ops kestrel_vmx_ops = {
 	.inject_irq		= vmx_inject_irq,
 	.set_irq_window		= vmx_set_irq_window,
 	.cancel_exception	= vmx_cancel_exception,
-	.npt_table_entry	= vmx_npt_table_entry,
-	.npt_leaf_entry		= vmx_npt_leaf_entry,
-	.npt_entry_writable	= vmx_npt_entry_writable,
-	.npt_entry_young	= vmx_npt_entry_young,
-	.npt_entry_mkold	= vmx_npt_entry_mkold,
+	.npt_format		= &vmx_npt_format,
 	.prepare_run		= vmx_prepare_run,
 	.run			= vmx_run,
 };

@@ -81,6 +81,7 @@ int kestrel_arch_init(void)
 	r = kestrel_backend->hardware_setup();
 	if (r)
 		return r;
+	kestrel_npt_setup();
 	return 0;
 }
 

@@ -49,6 +49,18 @@ struct kestrel_x86_exit {
 	};
 };
 
+/*
+ * A nested page-table entry as bits (npt.c builds every entry from these):
+ * a table entry is its child's address | table; a leaf is the page's
+ * address | leaf, | write if writable, | huge for 2 MiB.  writable tests
+ * an entry's write permission; accessed is the bit the CPU sets on use
+ * (0: the format has none, and every entry counts as young).
+ */
+struct kestrel_npt_format {
+	u64	table, leaf, write, huge;
+	u64	writable, accessed;
+};
+
 /* Segment register indexes for get_seg/set_seg. */
 enum kestrel_seg {
 	KSEG_ES, KSEG_CS, KSEG_SS, KSEG_DS, KSEG_FS, KSEG_GS, KSEG_TR, KSEG_LDTR,
@@ -56,9 +68,8 @@ enum kestrel_seg {
 
 /*
  * What the callers guarantee, and lockdep checks: cpu_enable and
- * cpu_disable run on the CPU concerned with interrupts off; the npt_*
- * formatters under vm->mmu_lock (they must not sleep); run as it says
- * below.  Every other op is called from process context, where it may
+ * cpu_disable run on the CPU concerned with interrupts off; run as it
+ * says below.  Every other op is called from process context, where it may
  * be preempted (a backend that needs a CPU, as VMX does for its VMCS,
  * disables preemption itself).
  */
@@ -94,12 +105,11 @@ struct kestrel_backend_ops {
 	void	(*get_seg)(struct kestrel_vcpu *vcpu, int seg,
 			   struct kestrel_segment *out);
 
-	/* Nested page-table entry formats (NPT and EPT differ). */
-	u64	(*npt_table_entry)(phys_addr_t table);
-	u64	(*npt_leaf_entry)(phys_addr_t page, bool writable, bool huge);
-	bool	(*npt_entry_writable)(u64 entry);
-	bool	(*npt_entry_young)(u64 entry);
-	u64	(*npt_entry_mkold)(u64 entry);
+	/*
+	 * Nested page-table entry format (NPT and EPT differ), final once
+	 * hardware_setup returned: npt.c copies it at load.
+	 */
+	const struct kestrel_npt_format *npt_format;
 
 	/* CR2 for a #PF being injected; CR8 (TPR) as the local APIC sets it. */
 	void	(*set_cr2)(struct kestrel_vcpu *vcpu, u64 val);
@@ -220,6 +230,7 @@ void kestrel_fpu_put(struct kestrel_vcpu *vcpu);
 int kestrel_fpu_xsetbv(struct kestrel_vcpu *vcpu, u32 index, u64 val);
 
 /* npt.c */
+void kestrel_npt_setup(void);
 int kestrel_npt_init(struct kestrel_vm *vm);
 void kestrel_npt_destroy(struct kestrel_vm *vm);
 int kestrel_npt_fault(struct kestrel_vcpu *vcpu, u64 gpa, u64 error);
