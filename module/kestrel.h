@@ -257,7 +257,14 @@ void kestrel_arch_vcpu_destroy(struct kestrel_vcpu *vcpu);
 long kestrel_arch_vcpu_ioctl(struct kestrel_vcpu *vcpu, unsigned int ioctl,
 			     unsigned long arg);
 void kestrel_arch_vcpu_complete_userspace_exit(struct kestrel_vcpu *vcpu);
-/* Enter the guest once; 0: go again, 1: exit to userspace, <0: error. */
+/*
+ * RUN: run_begin before the first entry, run_end after the last exit
+ * (what the arch keeps loaded across entries: x86, the guest's FPU);
+ * between them, run_once enters the guest once: 0: go again, 1: exit to
+ * userspace, <0: error.
+ */
+void kestrel_arch_vcpu_run_begin(struct kestrel_vcpu *vcpu);
+void kestrel_arch_vcpu_run_end(struct kestrel_vcpu *vcpu);
 int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu);
 /*
  * Halt: runnable says whether the vCPU may enter the guest now (false:

@@ -68,23 +68,26 @@ static int kestrel_vcpu_run(struct kestrel_vcpu *vcpu)
 		goto out_intr;
 	}
 
-	for (;;) {
+	kestrel_arch_vcpu_run_begin(vcpu);
+	do {
 		if (signal_pending(current)) {
 			r = -EINTR;
-			goto out_intr;
+			break;
 		}
 		cond_resched();
 
 		if (!kestrel_arch_vcpu_runnable(vcpu)) {
 			kestrel_vcpu_block(vcpu);
+			r = 0;
 			continue;
 		}
 		r = kestrel_arch_vcpu_run_once(vcpu);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			break;
-	}
+	} while (!r);
+	kestrel_arch_vcpu_run_end(vcpu);
+	if (r == -EINTR)
+		goto out_intr;
+	if (r < 0)
+		return r;
 
 	/* Exits an operator wants to hear about, whatever the arch. */
 	if (run->exit_reason == KESTREL_EXIT_SHUTDOWN)

@@ -45,4 +45,17 @@ probe GENL_INFO_DUMP \
 probe ASM_GSSEG_H \
 	'#include <asm/gsseg.h>' \
 	'void f(void) { load_gs_index(0); }'
+
+# The host's guest-FPU API (5.16+, built with KVM): a vCPU thread's FPU
+# state switched to the guest's once per RUN and kept there across exits
+# handled in the kernel; the kernel's own lazy restore covers preemption.
+# Not where the kernel restricts these exports to KVM's own modules.
+probe FPU_GUEST \
+	'#include <linux/export.h>' \
+	'#include <asm/fpu/api.h>' \
+	'#if !IS_ENABLED(CONFIG_KVM) || defined(EXPORT_SYMBOL_FOR_KVM)' \
+	'#error no guest FPU API for other modules' \
+	'#endif' \
+	'int f(struct fpu_guest *g) { switch_fpu_return(); return fpu_swap_kvm_fpstate(g, true); }'
+
 echo "#endif"

@@ -9,6 +9,8 @@
 #   scripts/lint.sh w1 KVER           a W=1 build of the module for KVER
 #   scripts/lint.sh sparse KVER       sparse (C=2 CHECK=sparse) over the
 #                                     module for KVER
+#   scripts/lint.sh fallback KVER     a W=1 build with probed features
+#                                     off (the newest kernel only, in all)
 #
 # Each check prints one line, "PASS lint: ..." or "FAIL lint: ...", with
 # its findings indented below a failure; the exit status is 1 when any
@@ -163,11 +165,29 @@ sparse() {
 	report "$label" "$tmp/findings" "$(noise_note)"
 }
 
+# The code kernels without a probed feature get, built anyway: W=1 with
+# the feature turned off (today: the guest-FPU API, KESTREL_NO_FPU_GUEST).
+fallback() {
+	k=$1 label="W=1 $1 fallbacks"
+	log=$build_dir/logs/lint-fallback-$k.log
+	o=$build_dir/lint-fallback-$k
+	mkdir -p "$build_dir/logs"
+	[ ! -d "$o" ] || find "$o" -name '*.o' ! -type l -delete
+	if ! "$here/build-module.sh" --out "$o" "$k" W=1 \
+		KCFLAGS=-DKESTREL_NO_FPU_GUEST > "$log" 2>&1; then
+		echo "the fallback build failed (log: ${log#"$root_dir"/})" > "$tmp/findings"
+	else
+		grep -E ": (warning|error):" "$log" |
+			grep -E "(^|/)(module|uapi)/" > "$tmp/findings" || true
+	fi
+	report "$label" "$tmp/findings"
+}
+
 case "${1:-}" in
 checkpatch)
 	checkpatch
 	;;
-w1 | sparse)
+w1 | sparse | fallback)
 	if [ $# -ne 2 ]; then
 		echo "usage: $0 $1 KVER" >&2
 		exit 2
@@ -182,10 +202,11 @@ w1 | sparse)
 		w1 "$k" || rc=1
 		sparse "$k" || rc=1
 	done
+	fallback "$k" || rc=1
 	exit $rc
 	;;
 *)
-	echo "usage: $0 [checkpatch | w1 KVER | sparse KVER]" >&2
+	echo "usage: $0 [checkpatch | w1 KVER | sparse KVER | fallback KVER]" >&2
 	exit 2
 	;;
 esac

@@ -42,6 +42,7 @@ struct msr_res {
 #define OP_IN()		{ MSR_OP_IN, 0, 0 }
 #define RDPID()		{ MSR_OP_RDPID, 0, 0 }
 #define RDTSCP()	{ MSR_OP_RDTSCP, 0, 0 }
+#define CPUID_LOOP(n)	{ MSR_OP_CPUID_LOOP, 0, (n) }
 
 #define CR4_OSFXSR	(1ULL << 9)
 #define CR4_OSXMMEXCPT	(1ULL << 10)
@@ -732,6 +733,156 @@ static enum test_result test_avx(const void *arg)
 	return TEST_PASS;
 }
 
+/*
+ * A thread on the vCPU's CPU that keeps a YMM pattern of its own loaded
+ * for a while, over and over, and checks it: the scheduler switches
+ * between it and the vCPU thread in the middle of RUN.
+ */
+struct ymm_rival {
+	pthread_t thread;
+	int cpu;
+	volatile bool stop;
+	unsigned long rounds, bad;
+};
+
+static void *ymm_rival_fn(void *arg)
+{
+	static uint8_t in[512] __attribute__((aligned(32)));
+	static uint8_t out[512] __attribute__((aligned(32)));
+	struct ymm_rival *r = arg;
+	cpu_set_t set;
+	unsigned int i;
+
+	CPU_ZERO(&set);
+	CPU_SET(r->cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+	for (i = 0; i < sizeof(in); i++)
+		in[i] = 0x3c ^ (i * 29);
+	while (!r->stop) {
+		asm volatile(
+			".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\t"
+			"vmovdqu 32*\\n(%[in]), %%ymm\\n\n\t"
+			".endr\n\t"
+			"mov $200000, %%ecx\n"
+			"1:\tdec %%ecx\n\t"
+			"jnz 1b\n\t"
+			".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\t"
+			"vmovdqu %%ymm\\n, 32*\\n(%[out])\n\t"
+			".endr\n\t"
+			"vzeroupper"
+			: : [in] "r" (in), [out] "r" (out)
+			: "rcx", "memory", "xmm0", "xmm1", "xmm2", "xmm3",
+			  "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+			  "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+		if (memcmp(in, out, sizeof(in)))
+			r->bad++;
+		r->rounds++;
+	}
+	return NULL;
+}
+
+/* This thread's involuntary context switches so far, or -1. */
+static long involuntary_switches(void)
+{
+	char line[256];
+	FILE *f = fopen("/proc/thread-self/status", "r");
+	long n = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "nonvoluntary_ctxt_switches: %ld", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/*
+ * The guest's YMM registers live in the CPU across exits the kernel
+ * handles, and the vCPU thread stays preemptible meanwhile: thousands of
+ * CPUID exits in each RUN, then the guest's YMM registers stored before
+ * the RUN ends, with another thread using its own YMM state on the same
+ * CPU.  Neither may see the other's values.
+ */
+static enum test_result test_avx_preempted(const void *arg)
+{
+	static const struct msr_op ops[] = {
+		CR4_OR(CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE),
+		XSETBV(0, 7), { MSR_OP_YMM_LOAD, 0, 0 },
+		CPUID_LOOP(10000), CPUID_LOOP(10000), CPUID_LOOP(10000),
+		CPUID_LOOP(10000), { MSR_OP_YMM_STORE, 0, 0 },
+	};
+	struct msr_res r[ARRAY_SIZE(ops)];
+	struct ymm_rival rival = { .cpu = sched_getcpu() };
+	struct kestrel_cpuid *sup;
+	struct kestrel_cpuid_entry *e;
+	long sw0, sw1;
+	cpu_set_t set;
+	struct vm vm;
+	struct vcpu v;
+	uint8_t *in;
+	unsigned int i, ymm_lost = 0;
+	bool started;
+
+	(void)arg;
+	CHECK((sup = get_supported_cpuid()));
+	e = cpuid_find(sup, 1, 0);
+	CHECK(e);
+	if (!(e->ecx & (1U << 28)) || !host_has_avx())
+		return test_skip("no AVX offered (host without AVX/XSAVE)");
+
+	CHECK_H(setup(&vm, &v, ops, ARRAY_SIZE(ops)));
+	in = vm.mem + MSR_YMM_IN;
+	for (i = 0; i < 512; i++)
+		in[i] = i * 11 + 3;
+	for (i = 0; i < 3; i++) {
+		CHECK_H(next_result(&v, &r[i]));
+		CHECK_VEC(r[i], 0);
+	}
+
+	CPU_ZERO(&set);
+	CPU_SET(rival.cpu, &set);
+	CHECK_OK(sched_setaffinity(0, sizeof(set), &set));
+	sw0 = involuntary_switches();
+	started = start_thread(ymm_rival_fn, &rival, &rival.thread);
+	for (i = 3; started && i < 7; i++) {
+		if (!next_result(&v, &r[i]))
+			break;
+		if (memcmp(vm.mem + MSR_YMM_OUT, in, 512))
+			ymm_lost++;
+	}
+	rival.stop = true;
+	if (started)
+		pthread_join(rival.thread, NULL);
+	sw1 = involuntary_switches();
+	CPU_ZERO(&set);
+	for (i = 0; i < CPU_SETSIZE; i++)
+		CPU_SET(i, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+	CHECK(started);
+	for (i = 3; i < 7; i++)
+		CHECK_VEC(r[i], 0);
+
+	diag("vCPU thread preempted %ld times; the other thread ran %lu rounds",
+	     sw1 - sw0, rival.rounds);
+	CHECK(sw0 >= 0 && sw1 > sw0);
+	CHECK(rival.rounds > 0);
+	CHECK_EQ(rival.bad, 0);
+	/* Stored by the guest after its CPUIDs, in the same RUN. */
+	CHECK_EQ(ymm_lost, 0);
+	CHECK_H(next_result(&v, &r[7]));
+	CHECK_VEC(r[7], 0);
+	if (memcmp(vm.mem + MSR_YMM_OUT, in, 512)) {
+		for (i = 0; i < 512 && vm.mem[MSR_YMM_OUT + i] == in[i]; i++)
+			;
+		diag("guest YMM%u byte %u differs after preemption", i / 32,
+		     i % 32);
+		return TEST_FAIL;
+	}
+	CHECK_H(run_expect_hlt(&v));
+	return TEST_PASS;
+}
+
 static const struct test_case cases[] = {
 	{ "TSC_AUX is the guest's: RDMSR, RDPID; RDTSCP #UD; host's intact",
 	  test_tsc_aux, NULL },
@@ -749,6 +900,8 @@ static const struct test_case cases[] = {
 	  NULL },
 	{ "XSAVE/AVX: XSETBV checks, YMM kept across exits, host intact",
 	  test_avx, NULL },
+	{ "YMM kept across in-kernel exits with the vCPU thread preempted",
+	  test_avx_preempted, NULL },
 };
 
 int main(int argc, char **argv)

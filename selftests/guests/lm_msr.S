@@ -55,6 +55,8 @@ next:
 	je	op_rdpid
 	cmp	$MSR_OP_RDTSCP, %eax
 	je	op_rdtscp
+	cmp	$MSR_OP_CPUID_LOOP, %eax
+	je	op_cpuid_loop
 	jmp	report
 
 op_rdmsr:
@@ -117,6 +119,19 @@ op_ymm_store:
 	vmovdqu	%ymm\n, MSR_YMM_OUT + 32 * \n
 	.endr
 	jmp	report
+
+/*
+ * Exits the kernel handles, one after the other, and the YMM registers
+ * as they are after them, before any exit to userspace.
+ */
+op_cpuid_loop:
+	mov	%rbx, %rdi
+1:	xor	%eax, %eax
+	xor	%ecx, %ecx
+	cpuid
+	dec	%rdi
+	jnz	1b
+	jmp	op_ymm_store
 
 op_in:
 	in	$PORT_IN, %eax

@@ -23,5 +23,6 @@
 #define MSR_OP_IN		10	/* a = IN from PORT_IN */
 #define MSR_OP_RDPID		11	/* a = RDPID's result */
 #define MSR_OP_RDTSCP		12	/* a = ECX (TSC_AUX), b = EDX:EAX */
+#define MSR_OP_CPUID_LOOP	13	/* CPUID leaf 0 value times, YMM_STORE */
 
 #endif

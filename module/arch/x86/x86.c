@@ -1180,7 +1180,7 @@ bool kestrel_arch_vcpu_wakeup_pending(struct kestrel_vcpu *vcpu)
  * is ours to see now, and the entry is abandoned (an exit with no reason,
  * the next round injects it).  Then the VM's TLB generation, read after
  * the mode so that kestrel_vm_kick_all() either sees us in the guest or
- * we see its new generation.
+ * we see its new generation.  Preemption is off for this one entry only.
  */
 static void kestrel_x86_enter_guest(struct kestrel_vcpu *vcpu,
 				    struct kestrel_x86_exit *exit)
@@ -1188,6 +1188,7 @@ static void kestrel_x86_enter_guest(struct kestrel_vcpu *vcpu,
 	struct kestrel_arch_vcpu *a = &vcpu->arch;
 	int gen;
 
+	preempt_disable();
 	if (kestrel_backend->prepare_run)
 		kestrel_backend->prepare_run(vcpu);
 
@@ -1199,18 +1200,32 @@ static void kestrel_x86_enter_guest(struct kestrel_vcpu *vcpu,
 	if (kestrel_lapic_has_new_irq(vcpu)) {
 		WRITE_ONCE(vcpu->mode, KESTREL_OUTSIDE_GUEST);
 		local_irq_enable();
+		preempt_enable();
 		memset(exit, 0, sizeof(*exit));
 		exit->reason = X86_EXIT_NONE;
 		return;
 	}
+	kestrel_fpu_enter_irqoff(vcpu);
 	gen = atomic_read(&vcpu->vm->tlb_gen);
 	kestrel_backend->run(vcpu, exit, gen != a->tlb_gen);
 	/* The backend's run contract (x86.h). */
 	lockdep_assert_irqs_disabled();
+	kestrel_fpu_exit_irqoff(vcpu);
 	a->tlb_gen = gen;
 	a->tlb_flush_pending = false;
 	WRITE_ONCE(vcpu->mode, KESTREL_OUTSIDE_GUEST);
 	local_irq_enable();
+	preempt_enable();
+}
+
+void kestrel_arch_vcpu_run_begin(struct kestrel_vcpu *vcpu)
+{
+	kestrel_fpu_run_begin(vcpu);
+}
+
+void kestrel_arch_vcpu_run_end(struct kestrel_vcpu *vcpu)
+{
+	kestrel_fpu_run_end(vcpu);
 }
 
 int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu)
@@ -1226,15 +1241,11 @@ int kestrel_arch_vcpu_run_once(struct kestrel_vcpu *vcpu)
 
 	kestrel_lapic_prepare_entry(vcpu);
 
-	/* The guest's FPU state and XCR0 are in the CPU only while it runs. */
-	kestrel_fpu_load(vcpu);
 	t0 = local_clock();
-	lockdep_assert_preemption_disabled();
 	lockdep_assert_irqs_enabled();
 	kestrel_x86_enter_guest(vcpu, &exit);
 	WRITE_ONCE(vcpu->stats.guest_ns,
 		   vcpu->stats.guest_ns + local_clock() - t0);
-	kestrel_fpu_put(vcpu);
 
 	kestrel_stat_inc(vcpu, exits[exit.reason]);
 	vcpu->arch.async_exit = exit.reason == X86_EXIT_NONE ||

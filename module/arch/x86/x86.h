@@ -136,9 +136,8 @@ struct kestrel_backend_ops {
 
 	/*
 	 * The entry, in two halves around x86.c's handshake, both on the
-	 * vCPU's thread with preemption disabled (x86.c holds the FPU from
-	 * kestrel_fpu_load(), whose kernel_fpu_begin() disables preemption,
-	 * to kestrel_fpu_put()), so neither may sleep.
+	 * vCPU's thread with preemption disabled (by x86.c, for one entry:
+	 * the thread is preemptible between entries), so neither may sleep.
 	 *
 	 * prepare_run (optional), interrupts on: what needs them (VMX: make
 	 * the VMCS current here, which may IPI the CPU that had it).  The
@@ -224,8 +223,10 @@ unsigned int kestrel_fpu_xstate_size(u64 xcr0);
 int kestrel_fpu_vcpu_init(struct kestrel_vcpu *vcpu);
 void kestrel_fpu_vcpu_free(struct kestrel_vcpu *vcpu);
 void kestrel_fpu_reset(struct kestrel_vcpu *vcpu);
-void kestrel_fpu_load(struct kestrel_vcpu *vcpu);
-void kestrel_fpu_put(struct kestrel_vcpu *vcpu);
+void kestrel_fpu_run_begin(struct kestrel_vcpu *vcpu);
+void kestrel_fpu_run_end(struct kestrel_vcpu *vcpu);
+void kestrel_fpu_enter_irqoff(struct kestrel_vcpu *vcpu);
+void kestrel_fpu_exit_irqoff(struct kestrel_vcpu *vcpu);
 /* -1: done; else the exception vector to raise. */
 int kestrel_fpu_xsetbv(struct kestrel_vcpu *vcpu, u32 index, u64 val);
 

@@ -147,10 +147,13 @@ struct kestrel_arch_vcpu {
 	struct kestrel_npt_cache npt_cache;
 
 	/*
-	 * The guest's x87/SSE/AVX state (fpu.c): an XSAVE image, or an
-	 * FXSAVE one where the host has no XSAVE, and the guest's XCR0.
+	 * The guest's x87/SSE/AVX state (fpu.c): the host's struct
+	 * fpu_guest, or where the kernel has none for us an XSAVE image (an
+	 * FXSAVE one where the host has no XSAVE); fpu_in_use while it is
+	 * the thread's FPU state (RUN); the guest's XCR0.
 	 */
 	void		*guest_fpu;
+	bool		fpu_in_use;
 	u64		xcr0;
 
 	/* MSRs Kestrel emulates (msr.c, pvclock.c). */
