@@ -58,4 +58,11 @@ probe FPU_GUEST \
 	'#endif' \
 	'int f(struct fpu_guest *g) { switch_fpu_return(); return fpu_swap_kvm_fpstate(g, true); }'
 
+# Guest-time accounting and RCU around the hardware entry (5.18+): the
+# host's tick counts guest time as guest time, and RCU sees the guest as
+# a quiescent state, as for KVM.
+probe GUEST_STATE_ENTER \
+	'#include <linux/kvm_host.h>' \
+	'void f(void) { guest_timing_enter_irqoff(); guest_state_enter_irqoff(); guest_state_exit_irqoff(); guest_timing_exit_irqoff(); }'
+
 echo "#endif"

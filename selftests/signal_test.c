@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Kicking a vCPU out of KESTREL_RUN: signals from another thread and from
- * a timer, immediate_exit, and resuming the guest afterwards.
+ * a timer, immediate_exit, and resuming the guest afterwards; and how the
+ * host accounts the time a vCPU thread spends in the guest.
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -241,6 +242,69 @@ static enum test_result test_itimer(const void *arg)
 	return TEST_PASS;
 }
 
+/* This thread's user, system and guest time in clock ticks (/proc). */
+static bool thread_times(unsigned long long *utime, unsigned long long *stime,
+			 unsigned long long *gtime)
+{
+	char buf[1024], *p;
+	unsigned long long v[41];
+	FILE *f = fopen("/proc/thread-self/stat", "r");
+	int i, n = 0;
+
+	if (!f)
+		return false;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	/* After "pid (comm)" come fields 3 onwards; comm may hold spaces. */
+	if (!p || !(p = strrchr(buf, ')')))
+		return false;
+	p += 2;
+	if (*p)
+		p += 2;			/* field 3, the state, is one letter */
+	for (i = 0; i < 41 && p && *p; i++, n++) {
+		v[i] = strtoull(p, &p, 10);
+		while (*p == ' ')
+			p++;
+	}
+	if (n < 41)
+		return false;
+	/* v[0] is field 4: utime is field 14, stime 15, guest_time 43. */
+	*utime = v[10];
+	*stime = v[11];
+	*gtime = v[39];
+	return true;
+}
+
+/*
+ * The host's own accounting sees a spinning guest's time as guest time
+ * (guest_time in /proc, as for KVM), not as the ioctl's system time.
+ */
+static enum test_result test_guest_time(const void *arg)
+{
+	struct itimerval it = { .it_value = { .tv_sec = 1 } };
+	unsigned long long u0, s0, g0, u1, s1, g1;
+	struct vm vm;
+	struct vcpu v;
+	bool ok;
+
+	(void)arg;
+	CHECK_H(install(SIGALRM, count_handler, 0));
+	CHECK_H(setup_spin(&vm, &v));
+	CHECK(thread_times(&u0, &s0, &g0));
+	CHECK_OK(setitimer(ITIMER_REAL, &it, NULL));
+	ok = expect_eintr(&v);
+	memset(&it, 0, sizeof(it));
+	setitimer(ITIMER_REAL, &it, NULL);
+	CHECK(ok);
+	CHECK(thread_times(&u1, &s1, &g1));
+	diag("1 s of RUN: %llu ticks guest, %llu user (guest included), %llu system",
+	     g1 - g0, u1 - u0, s1 - s0);
+	/* Most of the second, whatever the emulator's speed. */
+	CHECK(g1 - g0 > 0);
+	CHECK(g1 - g0 >= (s1 - s0) * 2);
+	return TEST_PASS;
+}
+
 /* RUN returns EINTR rather than being restarted behind our back. */
 static enum test_result test_sa_restart(const void *arg)
 {
@@ -266,6 +330,8 @@ static const struct test_case cases[] = {
 	{ "a handler setting immediate_exit kicks the vCPU",
 	  test_handler_sets_immediate_exit, NULL },
 	{ "SIGALRM from setitimer interrupts RUN", test_itimer, NULL },
+	{ "a spinning guest's time is the host's guest_time, not system time",
+	  test_guest_time, NULL },
 	{ "a SA_RESTART handler still makes RUN return EINTR",
 	  test_sa_restart, NULL },
 };

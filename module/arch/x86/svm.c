@@ -726,6 +726,16 @@ static bool svm_state_lost(const struct vmcb_k *vmcb)
 	       vmcb->save.cr3 == __read_cr3();
 }
 
+/* GIF clear: nothing instrumentable runs while the host thinks it's a guest. */
+static noinstr void svm_enter_exit(unsigned long vmcb_pa,
+				   unsigned long host_save_pa,
+				   unsigned long *regs)
+{
+	kestrel_guest_state_enter_irqoff();
+	__kestrel_svm_vmrun(vmcb_pa, host_save_pa, regs);
+	kestrel_guest_state_exit_irqoff();
+}
+
 /* x86.h: preemption and interrupts off, vcpu->mode IN_GUEST. */
 static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit,
 		    bool vm_flush)
@@ -769,7 +779,7 @@ static void svm_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit,
 		if (host_tsc_aux != a->msrs.tsc_aux)
 			wrmsrl(MSR_TSC_AUX, a->msrs.tsc_aux);
 	}
-	__kestrel_svm_vmrun(sv->vmcb_pa, page_to_phys(sd->host_save), a->regs);
+	svm_enter_exit(sv->vmcb_pa, page_to_phys(sd->host_save), a->regs);
 	if (svm_has_tsc_aux && host_tsc_aux != a->msrs.tsc_aux)
 		wrmsrl(MSR_TSC_AUX, host_tsc_aux);
 	/* #VMEXIT clears DR7: put the host's breakpoints back. */

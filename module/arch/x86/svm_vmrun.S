@@ -32,7 +32,7 @@
 #define R_R14	(14 * 8)
 #define R_R15	(15 * 8)
 
-	.text
+	.section .noinstr.text, "ax"
 
 /*
  * void __kestrel_svm_vmrun(unsigned long vmcb_pa, unsigned long host_save_pa,

@@ -1544,6 +1544,17 @@ static void vmx_prepare_run(struct kestrel_vcpu *vcpu)
 	vmx_load(to_vmx(vcpu));
 }
 
+/* Nothing instrumentable runs while the host thinks it's a guest. */
+static noinstr int vmx_enter_exit(unsigned long *regs, bool launched)
+{
+	int r;
+
+	kestrel_guest_state_enter_irqoff();
+	r = __kestrel_vmx_vmrun(regs, launched);
+	kestrel_guest_state_exit_irqoff();
+	return r;
+}
+
 /* x86.h: preemption and interrupts off, vcpu->mode IN_GUEST. */
 static void vmx_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit,
 		    bool vm_flush)
@@ -1598,7 +1609,7 @@ static void vmx_run(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit,
 	vmx_save_host(sv, &hs);
 	if (native_read_cr2() != sv->cr2)
 		native_write_cr2(sv->cr2);
-	r = __kestrel_vmx_vmrun(a->regs, sv->launched);
+	r = vmx_enter_exit(a->regs, sv->launched);
 	sv->cr2 = native_read_cr2();
 	vmx_restore_host(sv, &hs, cpu);
 	if (!r) {

@@ -34,7 +34,7 @@
 /* VMCS_HOST_RSP in vmx.h (vmx.c asserts that they agree). */
 #define HOST_RSP_FIELD	0x6c14
 
-	.text
+	.section .noinstr.text, "ax"
 
 /*
  * int __kestrel_vmx_vmrun(unsigned long *regs, unsigned long launched)

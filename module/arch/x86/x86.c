@@ -1181,6 +1181,11 @@ bool kestrel_arch_vcpu_wakeup_pending(struct kestrel_vcpu *vcpu)
  * the next round injects it).  Then the VM's TLB generation, read after
  * the mode so that kestrel_vm_kick_all() either sees us in the guest or
  * we see its new generation.  Preemption is off for this one entry only.
+ *
+ * The host counts the time from guest_timing_enter_irqoff() to
+ * guest_timing_exit_irqoff() as guest time; interrupts are opened between
+ * the exit and the latter so that the tick which ended the guest is
+ * counted so too, as KVM does.
  */
 static void kestrel_x86_enter_guest(struct kestrel_vcpu *vcpu,
 				    struct kestrel_x86_exit *exit)
@@ -1207,6 +1212,7 @@ static void kestrel_x86_enter_guest(struct kestrel_vcpu *vcpu,
 	}
 	kestrel_fpu_enter_irqoff(vcpu);
 	gen = atomic_read(&vcpu->vm->tlb_gen);
+	kestrel_guest_timing_enter_irqoff();
 	kestrel_backend->run(vcpu, exit, gen != a->tlb_gen);
 	/* The backend's run contract (x86.h). */
 	lockdep_assert_irqs_disabled();
@@ -1214,6 +1220,9 @@ static void kestrel_x86_enter_guest(struct kestrel_vcpu *vcpu,
 	a->tlb_gen = gen;
 	a->tlb_flush_pending = false;
 	WRITE_ONCE(vcpu->mode, KESTREL_OUTSIDE_GUEST);
+	local_irq_enable();
+	local_irq_disable();
+	kestrel_guest_timing_exit_irqoff();
 	local_irq_enable();
 	preempt_enable();
 }

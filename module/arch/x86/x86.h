@@ -22,6 +22,25 @@
  */
 #define KESTREL_APIC_BUS_KHZ	1000000
 
+/*
+ * Host accounting and RCU around the hardware entry, as KVM does, where
+ * the kernel has the helpers: x86.c brackets the entry with the timing
+ * pair; each backend brackets the instruction that enters the guest with
+ * the state pair, in noinstr code, interrupts off.
+ */
+#ifdef KESTREL_HAVE_GUEST_STATE_ENTER
+#include <linux/kvm_host.h>
+#define kestrel_guest_timing_enter_irqoff()	guest_timing_enter_irqoff()
+#define kestrel_guest_timing_exit_irqoff()	guest_timing_exit_irqoff()
+#define kestrel_guest_state_enter_irqoff()	guest_state_enter_irqoff()
+#define kestrel_guest_state_exit_irqoff()	guest_state_exit_irqoff()
+#else
+static __always_inline void kestrel_guest_timing_enter_irqoff(void) { }
+static __always_inline void kestrel_guest_timing_exit_irqoff(void) { }
+static __always_inline void kestrel_guest_state_enter_irqoff(void) { }
+static __always_inline void kestrel_guest_state_exit_irqoff(void) { }
+#endif
+
 struct kestrel_x86_exit {
 	enum kestrel_x86_exit_reason reason;
 	/* Raw hardware words, for internal-error reports. */
