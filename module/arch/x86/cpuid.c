@@ -222,7 +222,7 @@ void kestrel_cpuid_emulate(struct kestrel_vcpu *vcpu)
 	if (e && fn == 1) {
 		c &= ~LEAF1_ECX_OSXSAVE;
 		if ((c & LEAF1_ECX_XSAVE) &&
-		    (kestrel_backend->get_cr(vcpu, 4) & X86_CR4_OSXSAVE))
+		    (kestrel_call(get_cr)(vcpu, 4) & X86_CR4_OSXSAVE))
 			c |= LEAF1_ECX_OSXSAVE;
 		if (!(vcpu->arch.apic_base & MSR_IA32_APICBASE_ENABLE))
 			d &= ~LEAF1_EDX_APIC;

@@ -67,8 +67,7 @@ static int read_gpte(struct kestrel_vcpu *vcpu, u64 gpa, int size, u64 *pte)
 int kestrel_gva_translate(struct kestrel_vcpu *vcpu, u64 gva, u32 acc,
 			  u64 *gpa, u32 *pferr)
 {
-	const struct kestrel_backend_ops *ops = kestrel_backend;
-	u64 cr0 = ops->get_cr(vcpu, 0), cr4, efer, table, pte, pmask, ea;
+	u64 cr0 = kestrel_call(get_cr)(vcpu, 0), cr4, efer, table, pte, pmask, ea;
 	bool user = acc & X86_PF_USER, write = acc & X86_PF_WRITE;
 	bool fetch = acc & X86_PF_INSTR, rw = true, us = true, nx = false;
 	bool nxe, prot = false, rsvd = false;
@@ -78,9 +77,9 @@ int kestrel_gva_translate(struct kestrel_vcpu *vcpu, u64 gva, u32 acc,
 		*gpa = gva & 0xffffffffULL;
 		return 0;
 	}
-	cr4 = ops->get_cr(vcpu, 4);
-	efer = ops->get_efer(vcpu);
-	table = ops->get_cr(vcpu, 3);
+	cr4 = kestrel_call(get_cr)(vcpu, 4);
+	efer = kestrel_call(get_efer)(vcpu);
+	table = kestrel_call(get_cr)(vcpu, 3);
 	pmask = GENMASK_ULL(51, 12);
 	nxe = (efer & EFER_NX) && (cr4 & X86_CR4_PAE);
 
@@ -179,13 +178,13 @@ static bool emul_user(struct kestrel_vcpu *vcpu)
 
 	if (vcpu->arch.rflags & X86_EFLAGS_VM)
 		return true;
-	kestrel_backend->get_seg(vcpu, KSEG_SS, &ss);
+	kestrel_call(get_seg)(vcpu, KSEG_SS, &ss);
 	return ss.dpl == 3;
 }
 
 static void emul_inject_pf(struct kestrel_vcpu *vcpu, u64 la, u32 error)
 {
-	kestrel_backend->set_cr2(vcpu, la);
+	kestrel_call(set_cr2)(vcpu, la);
 	kestrel_x86_queue_exception(vcpu, X86_TRAP_PF, true, error);
 }
 
@@ -204,7 +203,7 @@ static u64 emul_linear_rip(struct kestrel_vcpu *vcpu, int mode)
 
 	if (mode == 64)
 		return vcpu->arch.rip;
-	kestrel_backend->get_seg(vcpu, KSEG_CS, &cs);
+	kestrel_call(get_seg)(vcpu, KSEG_CS, &cs);
 	return (vcpu->arch.rip + cs.base) & 0xffffffffULL;
 }
 
@@ -872,7 +871,7 @@ static int emul_translate(struct kestrel_vcpu *vcpu, int seg, u64 off,
 	int r;
 
 	if (mode != 64 || seg == KSEG_FS || seg == KSEG_GS) {
-		kestrel_backend->get_seg(vcpu, seg, &s);
+		kestrel_call(get_seg)(vcpu, seg, &s);
 		la += s.base;
 	}
 	if (mode != 64) {

@@ -326,11 +326,11 @@ static int kestrel_guest_cpl(struct kestrel_vcpu *vcpu)
 {
 	struct kestrel_segment ss;
 
-	if (!(kestrel_backend->get_cr(vcpu, 0) & X86_CR0_PE))
+	if (!(kestrel_call(get_cr)(vcpu, 0) & X86_CR0_PE))
 		return 0;
 	if (vcpu->arch.rflags & X86_EFLAGS_VM)
 		return 3;
-	kestrel_backend->get_seg(vcpu, KSEG_SS, &ss);
+	kestrel_call(get_seg)(vcpu, KSEG_SS, &ss);
 	return ss.dpl;
 }
 
@@ -342,7 +342,7 @@ static int kestrel_guest_cpl(struct kestrel_vcpu *vcpu)
  */
 int kestrel_fpu_xsetbv(struct kestrel_vcpu *vcpu, u32 index, u64 val)
 {
-	if (!fpu_xsave || !(kestrel_backend->get_cr(vcpu, 4) & X86_CR4_OSXSAVE))
+	if (!fpu_xsave || !(kestrel_call(get_cr)(vcpu, 4) & X86_CR4_OSXSAVE))
 		return X86_TRAP_UD;
 	if (kestrel_guest_cpl(vcpu) != 0 || index != 0 || !xcr0_valid(val))
 		return X86_TRAP_GP;

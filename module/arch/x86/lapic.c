@@ -161,7 +161,7 @@ static u32 lapic_ldr(struct kestrel_lapic *l)
 /* The guest writes CR8 without exits (V_TPR): TPR follows it. */
 static void lapic_sync_tpr(struct kestrel_lapic *l)
 {
-	u32 cr8 = kestrel_backend->get_cr(l->vcpu, 8);
+	u32 cr8 = kestrel_call(get_cr)(l->vcpu, 8);
 
 	if ((lapic_get(l, APIC_TASKPRI) >> 4) != cr8)
 		lapic_set(l, APIC_TASKPRI, cr8 << 4);
@@ -596,7 +596,7 @@ static int lapic_write(struct kestrel_lapic *l, u32 off, u32 val, u32 dest)
 	switch (off) {
 	case APIC_TASKPRI:
 		lapic_set(l, off, val & 0xff);
-		kestrel_backend->set_cr8(l->vcpu, (val & 0xff) >> 4);
+		kestrel_call(set_cr8)(l->vcpu, (val & 0xff) >> 4);
 		return 0;
 	case APIC_EOI:
 		if (x2 && val)
@@ -818,7 +818,6 @@ static int lapic_deliverable(struct kestrel_lapic *l, int *masked_prio)
 
 void kestrel_lapic_prepare_entry(struct kestrel_vcpu *vcpu)
 {
-	const struct kestrel_backend_ops *ops = kestrel_backend;
 	struct kestrel_lapic *l = vcpu->arch.lapic;
 	int vec, masked;
 
@@ -828,18 +827,18 @@ void kestrel_lapic_prepare_entry(struct kestrel_vcpu *vcpu)
 	lapic_fold(l);
 	vec = lapic_deliverable(l, &masked);
 	if (vec < 0) {
-		ops->set_irq_window(vcpu, masked);
+		kestrel_call(set_irq_window)(vcpu, masked);
 		return;
 	}
-	if (vcpu->arch.exception.pending || !ops->interrupt_allowed(vcpu)) {
-		ops->set_irq_window(vcpu, vec >> 4);
+	if (vcpu->arch.exception.pending || !kestrel_call(interrupt_allowed)(vcpu)) {
+		kestrel_call(set_irq_window)(vcpu, vec >> 4);
 		return;
 	}
 	kestrel_x86_before_inject(vcpu);
 	*lapic_vec_word(l, APIC_IRR, vec) &= ~BIT(vec % 32);
 	*lapic_vec_word(l, APIC_ISR, vec) |= BIT(vec % 32);
-	ops->set_irq_window(vcpu, -1);
-	ops->inject_irq(vcpu, vec);
+	kestrel_call(set_irq_window)(vcpu, -1);
+	kestrel_call(inject_irq)(vcpu, vec);
 	kestrel_stat_inc(vcpu, injected);
 }
 
@@ -914,7 +913,7 @@ void kestrel_lapic_reset(struct kestrel_vcpu *vcpu)
 	for (i = 0; i < ARRAY_SIZE(lapic_lvts); i++)
 		lapic_set(l, lapic_lvts[i], LVT_MASKED);
 	lapic_set_divide(l, 0);
-	kestrel_backend->set_cr8(vcpu, 0);
+	kestrel_call(set_cr8)(vcpu, 0);
 }
 
 int kestrel_lapic_create(struct kestrel_vcpu *vcpu)

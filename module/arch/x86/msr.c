@@ -89,7 +89,7 @@ static u64 guest_pa_reserved(struct kestrel_vcpu *vcpu)
 static void kestrel_set_tsc_offset(struct kestrel_vcpu *vcpu, s64 offset)
 {
 	WRITE_ONCE(vcpu->arch.msrs.tsc_offset, offset);
-	kestrel_backend->set_tsc_offset(vcpu, offset);
+	kestrel_call(set_tsc_offset)(vcpu, offset);
 }
 
 /*

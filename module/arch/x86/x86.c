@@ -20,6 +20,38 @@
 
 const struct kestrel_backend_ops *kestrel_backend;
 
+#define KESTREL_X86_CALL(op)						\
+	DEFINE_STATIC_CALL_NULL(kestrel_x86_##op,			\
+				*(typeof_member(struct kestrel_backend_ops, op))NULL)
+#include "x86_calls.h"
+
+/*
+ * Module load, once the backend is chosen: each call site made direct.
+ * One line per op of x86_calls.h (an op left out would stay NULL).
+ */
+static void kestrel_x86_bind_calls(const struct kestrel_backend_ops *ops)
+{
+	static_call_update(kestrel_x86_vcpu_reset, ops->vcpu_reset);
+	static_call_update(kestrel_x86_get_sregs, ops->get_sregs);
+	static_call_update(kestrel_x86_set_sregs, ops->set_sregs);
+	static_call_update(kestrel_x86_get_cr, ops->get_cr);
+	static_call_update(kestrel_x86_set_cr4, ops->set_cr4);
+	static_call_update(kestrel_x86_get_efer, ops->get_efer);
+	static_call_update(kestrel_x86_set_efer, ops->set_efer);
+	static_call_update(kestrel_x86_get_pat, ops->get_pat);
+	static_call_update(kestrel_x86_set_pat, ops->set_pat);
+	static_call_update(kestrel_x86_get_seg, ops->get_seg);
+	static_call_update(kestrel_x86_set_cr2, ops->set_cr2);
+	static_call_update(kestrel_x86_set_cr8, ops->set_cr8);
+	static_call_update(kestrel_x86_set_tsc_offset, ops->set_tsc_offset);
+	static_call_update(kestrel_x86_interrupt_allowed, ops->interrupt_allowed);
+	static_call_update(kestrel_x86_inject_irq, ops->inject_irq);
+	static_call_update(kestrel_x86_set_irq_window, ops->set_irq_window);
+	static_call_update(kestrel_x86_cancel_exception, ops->cancel_exception);
+	static_call_update(kestrel_x86_prepare_run, ops->prepare_run);
+	static_call_update(kestrel_x86_run, ops->run);
+}
+
 const u32 kestrel_guest_owned_msrs[KESTREL_NR_GUEST_OWNED_MSRS] = {
 	MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE,
 	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK,
@@ -78,6 +110,7 @@ int kestrel_arch_init(void)
 	r = kestrel_backend->probe();
 	if (r)
 		return r;
+	kestrel_x86_bind_calls(kestrel_backend);
 	r = kestrel_backend->hardware_setup();
 	if (r)
 		return r;
@@ -218,7 +251,7 @@ static void kestrel_x86_reset(struct kestrel_vcpu *vcpu)
 
 	a->mp_state = KESTREL_MP_STATE_RUNNABLE;
 
-	kestrel_backend->vcpu_reset(vcpu);
+	kestrel_call(vcpu_reset)(vcpu);
 	kestrel_msr_reset(vcpu);
 	kestrel_lapic_reset(vcpu);
 }
@@ -280,7 +313,7 @@ void kestrel_x86_queue_exception(struct kestrel_vcpu *vcpu, u8 vector,
 	e->vector = vector;
 	/* Real mode pushes no error code, and SVM refuses to inject one. */
 	e->has_error = has_error &&
-		       (kestrel_backend->get_cr(vcpu, 0) & X86_CR0_PE);
+		       (kestrel_call(get_cr)(vcpu, 0) & X86_CR0_PE);
 	e->error = error;
 }
 
@@ -301,11 +334,11 @@ int kestrel_x86_guest_mode_bits(struct kestrel_vcpu *vcpu)
 {
 	struct kestrel_segment cs;
 
-	if (!(kestrel_backend->get_cr(vcpu, 0) & X86_CR0_PE) ||
+	if (!(kestrel_call(get_cr)(vcpu, 0) & X86_CR0_PE) ||
 	    (vcpu->arch.rflags & X86_EFLAGS_VM))
 		return 16;
-	kestrel_backend->get_seg(vcpu, KSEG_CS, &cs);
-	if ((kestrel_backend->get_efer(vcpu) & EFER_LMA) && cs.l)
+	kestrel_call(get_seg)(vcpu, KSEG_CS, &cs);
+	if ((kestrel_call(get_efer)(vcpu) & EFER_LMA) && cs.l)
 		return 64;
 	return cs.db ? 32 : 16;
 }
@@ -324,7 +357,7 @@ int kestrel_x86_guest_mode_bits(struct kestrel_vcpu *vcpu)
 static void kestrel_x86_void_exception(struct kestrel_vcpu *vcpu)
 {
 	vcpu->arch.exception.pending = false;
-	kestrel_backend->cancel_exception(vcpu);
+	kestrel_call(cancel_exception)(vcpu);
 }
 
 static void kestrel_get_regs(struct kestrel_vcpu *vcpu, struct kestrel_regs *r)
@@ -483,7 +516,7 @@ static void kestrel_get_sregs(struct kestrel_vcpu *vcpu,
 			      struct kestrel_sregs *s)
 {
 	memset(s, 0, sizeof(*s));
-	kestrel_backend->get_sregs(vcpu, s);
+	kestrel_call(get_sregs)(vcpu, s);
 	s->apic_base = vcpu->arch.apic_base;
 }
 
@@ -494,7 +527,7 @@ static int kestrel_set_sregs(struct kestrel_vcpu *vcpu,
 
 	if (r)
 		return r;
-	kestrel_backend->set_sregs(vcpu, s);
+	kestrel_call(set_sregs)(vcpu, s);
 	WRITE_ONCE(vcpu->arch.apic_base, s->apic_base);
 	vcpu->arch.tlb_flush_pending = true;
 	kestrel_x86_void_exception(vcpu);
@@ -726,10 +759,10 @@ static int kestrel_rdmsr(struct kestrel_vcpu *vcpu, u32 msr, u64 *val)
 		return r;
 	switch (msr) {
 	case MSR_EFER:
-		*val = kestrel_backend->get_efer(vcpu);
+		*val = kestrel_call(get_efer)(vcpu);
 		return 0;
 	case MSR_IA32_CR_PAT:
-		*val = kestrel_backend->get_pat(vcpu);
+		*val = kestrel_call(get_pat)(vcpu);
 		return 0;
 	case MSR_IA32_APICBASE:
 		*val = vcpu->arch.apic_base;
@@ -741,29 +774,29 @@ static int kestrel_rdmsr(struct kestrel_vcpu *vcpu, u32 msr, u64 *val)
 
 static int kestrel_wrmsr(struct kestrel_vcpu *vcpu, u32 msr, u64 val)
 {
-	const struct kestrel_backend_ops *ops = kestrel_backend;
 	int r = kestrel_lapic_wrmsr(vcpu, msr, val);
-	u64 old;
+	u64 old, cr0;
 
 	if (r != -ENODEV)
 		return r;
 	switch (msr) {
 	case MSR_EFER:
-		old = ops->get_efer(vcpu);
+		old = kestrel_call(get_efer)(vcpu);
 		if (val & ~kestrel_efer_allowed())
 			return -1;
 		/* LME may not change while paging is on; LMA is read-only. */
-		if (((val ^ old) & EFER_LME) && (ops->get_cr(vcpu, 0) & X86_CR0_PG))
+		cr0 = kestrel_call(get_cr)(vcpu, 0);
+		if (((val ^ old) & EFER_LME) && (cr0 & X86_CR0_PG))
 			return -1;
 		/* PAE before LME while paging is off: see kestrel_lme_ok(). */
-		if (!kestrel_lme_ok(val, ops->get_cr(vcpu, 0), ops->get_cr(vcpu, 4)))
+		if (!kestrel_lme_ok(val, cr0, kestrel_call(get_cr)(vcpu, 4)))
 			return -1;
-		ops->set_efer(vcpu, (val & ~EFER_LMA) | (old & EFER_LMA));
+		kestrel_call(set_efer)(vcpu, (val & ~EFER_LMA) | (old & EFER_LMA));
 		return 0;
 	case MSR_IA32_CR_PAT:
 		if (!kestrel_pat_valid(val))
 			return -1;
-		ops->set_pat(vcpu, val);
+		kestrel_call(set_pat)(vcpu, val);
 		return 0;
 	default:
 		return kestrel_msr_set(vcpu, msr, val);
@@ -889,7 +922,6 @@ static unsigned long *kestrel_modrm_gpr(struct kestrel_vcpu *vcpu,
 static int kestrel_handle_cr_write(struct kestrel_vcpu *vcpu,
 				   const struct kestrel_x86_exit *e)
 {
-	const struct kestrel_backend_ops *ops = kestrel_backend;
 	struct kestrel_insn insn;
 	int exit, mode = kestrel_x86_guest_mode_bits(vcpu);
 	u64 val;
@@ -909,17 +941,17 @@ static int kestrel_handle_cr_write(struct kestrel_vcpu *vcpu,
 			kestrel_x86_queue_exception(vcpu, X86_TRAP_GP, true, 0);
 			return 0;
 		}
-		ops->set_cr8(vcpu, val);
+		kestrel_call(set_cr8)(vcpu, val);
 		kestrel_skip(vcpu, insn.len, mode);
 		return 0;
 	}
 	if ((val & ~kestrel_cr4_allowed()) ||
-	    ((ops->get_efer(vcpu) & EFER_LMA) && !(val & X86_CR4_PAE)) ||
-	    !kestrel_lme_ok(ops->get_efer(vcpu), ops->get_cr(vcpu, 0), val)) {
+	    ((kestrel_call(get_efer)(vcpu) & EFER_LMA) && !(val & X86_CR4_PAE)) ||
+	    !kestrel_lme_ok(kestrel_call(get_efer)(vcpu), kestrel_call(get_cr)(vcpu, 0), val)) {
 		kestrel_x86_queue_exception(vcpu, X86_TRAP_GP, true, 0);
 		return 0;
 	}
-	ops->set_cr4(vcpu, val);
+	kestrel_call(set_cr4)(vcpu, val);
 	/* The architectural TLB flush of a CR4 write, which we now owe. */
 	vcpu->arch.tlb_flush_pending = true;
 	kestrel_skip(vcpu, insn.len, mode);
@@ -948,7 +980,7 @@ static int kestrel_handle_dr(struct kestrel_vcpu *vcpu,
 	gpr = kestrel_modrm_gpr(vcpu, &insn);
 
 	if (dr == 4 || dr == 5) {
-		if (kestrel_backend->get_cr(vcpu, 4) & X86_CR4_DE) {
+		if (kestrel_call(get_cr)(vcpu, 4) & X86_CR4_DE) {
 			kestrel_x86_queue_exception(vcpu, X86_TRAP_UD, false, 0);
 			return 0;
 		}
@@ -1034,7 +1066,7 @@ void kestrel_x86_before_inject(struct kestrel_vcpu *vcpu)
 	vcpu->arch.async_exit = false;
 	mode = kestrel_x86_guest_mode_bits(vcpu);
 
-	kestrel_backend->get_seg(vcpu, KSEG_CS, &cs);
+	kestrel_call(get_seg)(vcpu, KSEG_CS, &cs);
 	la = vcpu->arch.rip - 1 + (mode == 64 ? 0 : cs.base);
 	if (mode != 64)
 		la &= 0xffffffffULL;
@@ -1141,10 +1173,10 @@ void kestrel_x86_sipi(struct kestrel_vcpu *vcpu, u8 vector)
 {
 	struct kestrel_sregs s;
 
-	kestrel_backend->get_sregs(vcpu, &s);
+	kestrel_call(get_sregs)(vcpu, &s);
 	s.cs.selector = vector << 8;
 	s.cs.base = (u64)vector << 12;
-	kestrel_backend->set_sregs(vcpu, &s);
+	kestrel_call(set_sregs)(vcpu, &s);
 	vcpu->arch.rip = 0;
 	vcpu->arch.mp_state = KESTREL_MP_STATE_RUNNABLE;
 }
@@ -1194,8 +1226,7 @@ static void kestrel_x86_enter_guest(struct kestrel_vcpu *vcpu,
 	int gen;
 
 	preempt_disable();
-	if (kestrel_backend->prepare_run)
-		kestrel_backend->prepare_run(vcpu);
+	static_call_cond(kestrel_x86_prepare_run)(vcpu);
 
 	local_irq_disable();
 	vcpu->cpu = smp_processor_id();
@@ -1213,7 +1244,7 @@ static void kestrel_x86_enter_guest(struct kestrel_vcpu *vcpu,
 	kestrel_fpu_enter_irqoff(vcpu);
 	gen = atomic_read(&vcpu->vm->tlb_gen);
 	kestrel_guest_timing_enter_irqoff();
-	kestrel_backend->run(vcpu, exit, gen != a->tlb_gen);
+	kestrel_call(run)(vcpu, exit, gen != a->tlb_gen);
 	/* The backend's run contract (x86.h). */
 	lockdep_assert_irqs_disabled();
 	kestrel_fpu_exit_irqoff(vcpu);

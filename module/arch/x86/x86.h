@@ -12,6 +12,7 @@
 #ifndef KESTREL_X86_H
 #define KESTREL_X86_H
 
+#include <linux/static_call.h>
 #include <asm/trapnr.h>
 
 #include "kestrel.h"
@@ -174,6 +175,19 @@ struct kestrel_backend_ops {
 	void	(*run)(struct kestrel_vcpu *vcpu, struct kestrel_x86_exit *exit,
 		       bool vm_flush);
 };
+
+/*
+ * The ops on the exit path (x86_calls.h), bound once at load by
+ * kestrel_x86_bind_calls(): kestrel_call(op)(...) is a static call, a
+ * direct call the kernel patches in where the architecture has them, no
+ * retpoline (<linux/static_call.h>, 5.10+, falls back to an indirect call
+ * by itself elsewhere).  prepare_run may be NULL: static_call_cond().
+ */
+#define KESTREL_X86_CALL(op)						\
+	DECLARE_STATIC_CALL(kestrel_x86_##op,				\
+			    *(typeof_member(struct kestrel_backend_ops, op))NULL)
+#include "x86_calls.h"
+#define kestrel_call(op)	static_call(kestrel_x86_##op)
 
 /*
  * MSRs the guest owns outright on every backend (no intercept): SVM
