@@ -37,6 +37,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -101,6 +102,7 @@ DECLARE_GUEST(mmio);
 DECLARE_GUEST(touch);
 DECLARE_GUEST(timer);
 DECLARE_GUEST(ready);
+DECLARE_GUEST(ipi);
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -233,6 +235,8 @@ struct hv {
 	int (*get_sregs)(struct bvcpu *vcpu, struct kestrel_sregs *s);
 	int (*set_sregs)(struct bvcpu *vcpu, const struct kestrel_sregs *s);
 	int (*set_regs)(struct bvcpu *vcpu, const struct kestrel_regs *r);
+	/* A vCPU other than the first runs at once, without INIT/SIPI. */
+	int (*set_runnable)(struct bvcpu *vcpu);
 	int (*run)(struct bvcpu *vcpu, struct bexit *x);
 	/* What the nested page tables hold, for the CSV; may be NULL. */
 	void (*mappings)(struct bvm *vm, char *buf, size_t len);
@@ -291,6 +295,13 @@ static int kestrel_set_sregs(struct bvcpu *vcpu, const struct kestrel_sregs *s)
 static int kestrel_set_regs(struct bvcpu *vcpu, const struct kestrel_regs *r)
 {
 	return ioctl(vcpu->fd, KESTREL_SET_REGS, r);
+}
+
+static int kestrel_set_runnable(struct bvcpu *vcpu)
+{
+	struct kestrel_mp_state mp = { .state = KESTREL_MP_STATE_RUNNABLE };
+
+	return ioctl(vcpu->fd, KESTREL_SET_MP_STATE, &mp);
 }
 
 static int kestrel_run(struct bvcpu *vcpu, struct bexit *x)
@@ -454,6 +465,13 @@ static int kvm_set_regs(struct bvcpu *vcpu, const struct kestrel_regs *r)
 	return ioctl(vcpu->fd, KVM_SET_REGS, &k);
 }
 
+static int kvm_set_runnable(struct bvcpu *vcpu)
+{
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+
+	return ioctl(vcpu->fd, KVM_SET_MP_STATE, &mp);
+}
+
 static int kvm_run(struct bvcpu *vcpu, struct bexit *x)
 {
 	struct kvm_run *run = vcpu->run;
@@ -506,7 +524,8 @@ static struct hv hvs[NR_HV] = {
 		.irqchip = kestrel_irqchip, .vcpu_create = kestrel_vcpu_create,
 		.vcpu_init = kestrel_vcpu_init,
 		.get_sregs = kestrel_get_sregs, .set_sregs = kestrel_set_sregs,
-		.set_regs = kestrel_set_regs, .run = kestrel_run,
+		.set_regs = kestrel_set_regs,
+		.set_runnable = kestrel_set_runnable, .run = kestrel_run,
 		.mappings = kestrel_mappings,
 	},
 	[HV_KVM] = {
@@ -515,7 +534,8 @@ static struct hv hvs[NR_HV] = {
 		.irqchip = kvm_irqchip, .vcpu_create = kvm_vcpu_create,
 		.vcpu_init = kvm_vcpu_init,
 		.get_sregs = kvm_get_sregs, .set_sregs = kvm_set_sregs,
-		.set_regs = kvm_set_regs, .run = kvm_run,
+		.set_regs = kvm_set_regs,
+		.set_runnable = kvm_set_runnable, .run = kvm_run,
 	},
 };
 
@@ -573,10 +593,12 @@ static void vcpu_close(struct bvcpu *vcpu)
 struct guest {
 	struct bvm vm;
 	struct bvcpu vcpu;
+	struct bvcpu ap;	/* a second vCPU (ap_regs), else unused */
 	uint8_t *ram;
 	uint8_t *extra;
 	size_t extra_len;
 	bool irqchip;		/* an in-kernel APIC */
+	const struct kestrel_regs *ap_regs;
 };
 
 static void build_long_mode(uint8_t *ram)
@@ -610,6 +632,7 @@ static void segment(struct kestrel_segment *s, uint16_t sel, uint8_t type)
 
 static void guest_destroy(struct guest *g)
 {
+	vcpu_close(&g->ap);
 	vcpu_close(&g->vcpu);
 	vm_close(&g->vm);
 	if (g->ram)
@@ -631,6 +654,7 @@ static int guest_create(struct hv *hv, struct guest *g, struct image img,
 
 	g->vm.fd = -1;
 	g->vcpu.fd = -1;
+	g->ap.fd = -1;
 	if (len > BG_LOAD_MAX)
 		return fail("guest %s too big", img.name);
 	g->ram = mmap(NULL, BG_RAM_SIZE, PROT_READ | PROT_WRITE,
@@ -683,6 +707,21 @@ static int guest_create(struct hv *hv, struct guest *g, struct image img,
 	r.rflags = 0x2;
 	if (hv->set_regs(&g->vcpu, &r))
 		return fail("%s: set regs: %s", hv->name, strerror(errno));
+	if (!g->ap_regs)
+		return 0;
+
+	/* The second vCPU: the same state, its own stack and inputs. */
+	if (vcpu_open(&g->vm, &g->ap, 1))
+		return -1;
+	if (hv->set_sregs(&g->ap, &s))
+		return fail("%s: set sregs (vCPU 1): %s", hv->name,
+			    strerror(errno));
+	r = *g->ap_regs;
+	r.rip = BG_LOAD;
+	r.rsp = BG_STACK_AP;
+	r.rflags = 0x2;
+	if (hv->set_regs(&g->ap, &r) || hv->set_runnable(&g->ap))
+		return fail("%s: vCPU 1 state: %s", hv->name, strerror(errno));
 	return 0;
 }
 
@@ -794,6 +833,7 @@ struct op {
 	/* Ratio target (Kestrel/KVM), 0 for none. */
 	double target;
 	bool kestrel_only;
+	bool cold;		/* op_touch: host memory not populated */
 };
 
 static double cycles_to_ns(uint64_t c)
@@ -841,6 +881,108 @@ static int op_exit_loop(struct hv *hv, const struct op *op, struct sample *s)
 	return r;
 }
 
+/*
+ * The second vCPU's thread: run it until told to stop (a signal ends the
+ * RUN it is in).  Exits it takes to userspace are answered like the
+ * first's; any other ends it with why set.
+ */
+struct ap_thread {
+	struct guest *g;
+	pthread_t thread;
+	volatile bool stop, done;
+	int r;
+	char why[160];
+};
+
+static void ap_kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static void *ap_fn(void *arg)
+{
+	struct ap_thread *t = arg;
+	struct hv *hv = t->g->vm.hv;
+	struct bexit x;
+
+	while (!t->stop) {
+		if (hv->run(&t->g->ap, &x)) {
+			t->r = -1;
+			break;
+		}
+		if (x.kind == BX_IO || x.kind == BX_MMIO) {
+			if (!x.write)
+				memset(x.data, 0xff, x.size);
+			continue;
+		}
+		if (x.kind == BX_INTR || x.kind == BX_HLT)
+			continue;
+		t->r = x.kind == BX_UNSUPPORTED ? NOT_APPLICABLE :
+		       fail("%s: vCPU 1: %s", hv->name, why);
+		break;
+	}
+	if (t->r)
+		snprintf(t->why, sizeof(t->why), "%s", why);
+	t->done = true;
+	return NULL;
+}
+
+static int ap_start(struct ap_thread *t)
+{
+	struct sigaction sa = { .sa_handler = ap_kick_handler };
+	sigset_t block, old;
+	int err;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	/* The alarm is the first vCPU's: the new thread blocks it. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGALRM);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	err = pthread_create(&t->thread, NULL, ap_fn, t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err ? fail("pthread_create: %s", strerror(err)) : 0;
+}
+
+/* Stop the second vCPU: kick it out of RUN until its thread notices. */
+static int ap_stop(struct ap_thread *t)
+{
+	t->stop = true;
+	while (!t->done) {
+		pthread_kill(t->thread, SIGUSR1);
+		usleep(1000);
+	}
+	pthread_join(t->thread, NULL);
+	if (t->r)
+		snprintf(why, sizeof(why), "%s", t->why);
+	return t->r;
+}
+
+/* Two vCPUs, the loop on the first, the second answering its IPIs. */
+static int op_ipi(struct hv *hv, const struct op *op, struct sample *s)
+{
+	struct kestrel_regs in = { .r8 = op->iters, .r9 = op->warmup };
+	struct kestrel_regs ap_in = { .r11 = 1 };
+	struct guest g = { .irqchip = true, .ap_regs = &ap_in };
+	struct ap_thread t = { .g = &g };
+	struct result res;
+	int r, r2;
+
+	r = guest_create(hv, &g, op->img(), &in, 0);
+	if (!r)
+		r = ap_start(&t);
+	if (!r) {
+		r = guest_run(&g, &res, op->timeout ?: RUN_TIMEOUT);
+		r2 = ap_stop(&t);
+		if (!r)
+			r = r2;
+	}
+	guest_destroy(&g);
+	if (!r)
+		loop_sample(op, &res, s);
+	return r;
+}
+
 /* How much of the mapping at @p the host backs with huge pages, in KiB. */
 static long anon_huge_kib(void *p)
 {
@@ -872,38 +1014,56 @@ static long anon_huge_kib(void *p)
  * slowed whichever runs it overlapped.
  */
 struct touch_mem {
-	uint8_t *p;
+	uint8_t *raw, *p;	/* the mapping, and its 2 MiB-aligned part */
 	size_t len;
 	long huge_kib;		/* AnonHugePages of the region */
 };
 
 static struct touch_mem touch_4k, touch_2m;
 
-static int touch_mem_get(struct touch_mem *m, size_t len, bool huge)
+/* A region 2 MiB aligned: KVM maps a huge page only if GPA and HVA agree. */
+static int touch_mem_map(struct touch_mem *m, size_t len, bool huge)
 {
 	size_t align = 2 << 20;
-	uint8_t *raw;
 
-	if (m->p)
-		return m->len >= len ? 0 : fail("touch region too small");
-	/* 2 MiB aligned: KVM maps a huge page only if GPA and HVA agree. */
-	raw = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (raw == MAP_FAILED)
+	m->raw = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m->raw == MAP_FAILED) {
+		m->raw = NULL;
 		return fail("mmap %zu: %s", len, strerror(errno));
-	m->p = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(align - 1));
+	}
+	m->p = (uint8_t *)(((uintptr_t)m->raw + align - 1) & ~(align - 1));
 	m->len = len;
 	madvise(m->p, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	return 0;
+}
+
+static void touch_mem_unmap(struct touch_mem *m)
+{
+	if (m->raw)
+		munmap(m->raw, m->len + (2 << 20));
+	memset(m, 0, sizeof(*m));
+}
+
+/* The warm regions: populated once, kept for every run of both. */
+static int touch_mem_get(struct touch_mem *m, size_t len, bool huge)
+{
+	if (m->p)
+		return m->len >= len ? 0 : fail("touch region too small");
+	if (touch_mem_map(m, len, huge))
+		return -1;
 	memset(m->p, 0x5a, len);
 	m->huge_kib = huge ? anon_huge_kib(m->p) : 0;
 	return 0;
 }
 
 /*
- * First touch of op->iters pages op->arg_stride apart.  The host memory is
- * populated beforehand (4 KiB pages, or huge pages for a 2 MiB stride), so
- * the guest times the hypervisor's nested fault path, not the host's page
- * allocator.
+ * First touch of op->iters pages op->arg_stride apart.  Warm (the default):
+ * the host memory is populated beforehand (4 KiB pages, or huge pages for
+ * a 2 MiB stride), so the guest times the hypervisor's nested fault path,
+ * not the host's page allocator.  Cold (op->cold): a fresh mapping per
+ * run that nobody touched, so each nested fault also takes the host's own
+ * page fault (allocation and zeroing), as a new guest's memory does.
  */
 static int op_touch(struct hv *hv, const struct op *op, struct sample *s)
 {
@@ -913,13 +1073,14 @@ static int op_touch(struct hv *hv, const struct op *op, struct sample *s)
 	};
 	size_t len = op->iters * op->arg_stride;
 	bool huge = op->arg_stride >= (2 << 20);
-	struct touch_mem *m = huge ? &touch_2m : &touch_4k;
+	struct touch_mem cold = { 0 };
+	struct touch_mem *m = op->cold ? &cold : huge ? &touch_2m : &touch_4k;
 	struct guest g = { 0 };
 	struct result res;
 	char maps[64] = "";
 	int r;
 
-	if (touch_mem_get(m, len, huge))
+	if (op->cold ? touch_mem_map(m, len, huge) : touch_mem_get(m, len, huge))
 		return -1;
 	g.extra = m->p;
 	g.extra_len = len;
@@ -929,6 +1090,10 @@ static int op_touch(struct hv *hv, const struct op *op, struct sample *s)
 	if (!r && hv->mappings)
 		hv->mappings(&g.vm, maps, sizeof(maps));
 	guest_destroy(&g);
+	if (op->cold && huge)
+		m->huge_kib = anon_huge_kib(m->p);
+	if (op->cold)
+		touch_mem_unmap(m);
 	if (r)
 		return r;
 	loop_sample(op, &res, s);
@@ -941,45 +1106,53 @@ static int op_touch(struct hv *hv, const struct op *op, struct sample *s)
 	return 0;
 }
 
+/* Which half of a VM's life a vm_first/vm_steady row shows (arg_base). */
+#define VM_CREATE	0
+#define VM_DESTROY	1
+
 /*
- * VM create+destroy with no other VM: includes switching virtualization on
- * and off on every CPU, which both do with their first and last VM.
+ * op->iters VMs made and dropped one after the other: create (the ioctl)
+ * and destroy (the last close) timed apart.
  */
-static int op_vm_first(struct hv *hv, const struct op *op, struct sample *s)
+static int vm_cycle(struct hv *hv, const struct op *op, struct sample *s)
 {
-	uint64_t t0 = now_ns();
+	uint64_t create = 0, destroy = 0, t0, t1;
 	struct bvm vm;
 	int i;
 
 	for (i = 0; i < op->iters; i++) {
+		t0 = now_ns();
 		if (vm_open(hv, &vm))
 			return -1;
+		t1 = now_ns();
 		vm_close(&vm);
+		destroy += now_ns() - t1;
+		create += t1 - t0;
 	}
-	s->value = (double)(now_ns() - t0) / op->iters;
+	s->value = (double)(op->arg_base == VM_DESTROY ? destroy : create) /
+		   op->iters;
 	s->alt = -1;
 	return 0;
 }
 
-/* VM create+destroy while another VM keeps virtualization switched on. */
+/*
+ * With no other VM: create switches virtualization on on every CPU and
+ * destroy switches it off, as both do with their first and last VM.
+ */
+static int op_vm_first(struct hv *hv, const struct op *op, struct sample *s)
+{
+	return vm_cycle(hv, op, s);
+}
+
+/* While another VM keeps virtualization switched on. */
 static int op_vm_steady(struct hv *hv, const struct op *op, struct sample *s)
 {
-	struct bvm hold, vm;
-	uint64_t t0;
-	int i, r = 0;
+	struct bvm hold;
+	int r;
 
 	if (vm_open(hv, &hold))
 		return -1;
-	t0 = now_ns();
-	for (i = 0; i < op->iters; i++) {
-		if (vm_open(hv, &vm)) {
-			r = -1;
-			break;
-		}
-		vm_close(&vm);
-	}
-	s->value = (double)(now_ns() - t0) / op->iters;
-	s->alt = -1;
+	r = vm_cycle(hv, op, s);
 	vm_close(&hold);
 	return r;
 }
@@ -1267,6 +1440,7 @@ static struct image img_hlt(void) { return IMAGE(hlt); }
 static struct image img_mmio(void) { return IMAGE(mmio); }
 static struct image img_touch(void) { return IMAGE(touch); }
 static struct image img_timer(void) { return IMAGE(timer); }
+static struct image img_ipi(void) { return IMAGE(ipi); }
 
 /*
  * A row that cannot be measured yet keeps its reason in .na (per
@@ -1292,16 +1466,32 @@ static const struct op ops[] = {
 	  .unit = "ns", .fn = op_exit_loop, .iters = 500, .warmup = 20,
 	  .img = img_timer, .arg_stride = 1000, .irqchip = true,
 	  .timeout = 8 },
-	{ .id = "npf_4k", .title = "nested page fault, first touch, per 4 KiB",
+	{ .id = "ipi", .title = "IPI round trip between two halted vCPUs",
+	  .unit = "ns", .fn = op_ipi, .iters = 500, .warmup = 20,
+	  .img = img_ipi, .timeout = 20 },
+	{ .id = "npf_4k", .title = "nested page fault, warm host memory, per 4 KiB",
 	  .unit = "ns", .fn = op_touch, .iters = 1024, .img = img_touch,
 	  .arg_base = BG_TOUCH4K_GPA, .arg_stride = 4096 },
-	{ .id = "npf_2m", .title = "nested page fault, first touch, per 2 MiB",
+	{ .id = "npf_2m", .title = "nested page fault, warm host memory, per 2 MiB",
 	  .unit = "ns", .fn = op_touch, .iters = 64, .img = img_touch,
 	  .arg_base = BG_TOUCH2M_GPA, .arg_stride = 2 << 20 },
-	{ .id = "vm_first", .title = "VM create+destroy (switches SVM on/off)",
-	  .unit = "ns", .fn = op_vm_first, .iters = 20 },
-	{ .id = "vm_steady", .title = "VM create+destroy (another VM alive)",
-	  .unit = "ns", .fn = op_vm_steady, .iters = 20 },
+	{ .id = "npf_4k_cold",
+	  .title = "nested page fault, cold host memory, per 4 KiB",
+	  .unit = "ns", .fn = op_touch, .iters = 1024, .img = img_touch,
+	  .arg_base = BG_TOUCH4K_GPA, .arg_stride = 4096, .cold = true },
+	{ .id = "npf_2m_cold",
+	  .title = "nested page fault, cold host memory, per 2 MiB",
+	  .unit = "ns", .fn = op_touch, .iters = 16, .img = img_touch,
+	  .arg_base = BG_TOUCH2M_GPA, .arg_stride = 2 << 20, .cold = true },
+	{ .id = "vm_create_on", .title = "VM create (switches SVM on)",
+	  .unit = "ns", .fn = op_vm_first, .iters = 20, .arg_base = VM_CREATE },
+	{ .id = "vm_destroy_off", .title = "VM destroy (switches SVM off)",
+	  .unit = "ns", .fn = op_vm_first, .iters = 20, .arg_base = VM_DESTROY },
+	{ .id = "vm_create", .title = "VM create (another VM alive)",
+	  .unit = "ns", .fn = op_vm_steady, .iters = 20, .arg_base = VM_CREATE },
+	{ .id = "vm_destroy", .title = "VM destroy (another VM alive)",
+	  .unit = "ns", .fn = op_vm_steady, .iters = 20,
+	  .arg_base = VM_DESTROY },
 	{ .id = "vcpu_create", .title = "vCPU create", .unit = "ns",
 	  .fn = op_vcpu_create, .iters = 16 },
 	{ .id = "linux_boot", .title = "Linux boot to first userspace output",
@@ -1509,7 +1699,8 @@ static void fmt_cell(char *buf, size_t len, const struct cell *c,
  * pair ran back to back, so a slow spell of the machine (another process
  * taking the emulator's CPU) tends to hit both or neither.
  */
-static double paired_ratio(const struct cell *k, const struct cell *v)
+static double paired_ratio(const struct cell *k, const struct cell *v,
+			   int *pairs)
 {
 	double r[MAX_RUNS];
 	int i, n = 0;
@@ -1517,9 +1708,14 @@ static double paired_ratio(const struct cell *k, const struct cell *v)
 	for (i = 0; i < nr_runs; i++)
 		if (k->by_run[i] > 0 && v->by_run[i] > 0)
 			r[n++] = k->by_run[i] / v->by_run[i];
-	if (!n)
-		return median(k->v, k->n) / median(v->v, v->n);
-	return median(r, n);
+	*pairs = n;
+	return n ? median(r, n) : 0;
+}
+
+/* Fewer pairs than this and a ratio would compare unlike with unlike. */
+static int min_pairs(void)
+{
+	return (nr_runs + 1) / 2;
 }
 
 static void print_head(const char *prefix)
@@ -1541,12 +1737,22 @@ static void print_row(unsigned int o, const char *prefix)
 	fmt_cell(kc, sizeof(kc), k, op->unit);
 	fmt_cell(vc, sizeof(vc), v, op->unit);
 	if (k->n && v->n) {
-		double r = paired_ratio(k, v);
+		int pairs;
+		double r = paired_ratio(k, v, &pairs);
 
-		snprintf(ratio, sizeof(ratio), r < 0.1 ? "%.3f" : "%.2f", r);
-		if (op->target > 0)
-			snprintf(notes, sizeof(notes), "  target <= %.2f: %s",
-				 op->target, r <= op->target ? "met" : "MISSED");
+		if (pairs < min_pairs()) {
+			snprintf(ratio, sizeof(ratio), "n/a");
+			snprintf(notes, sizeof(notes),
+				 "  (ratio n/a: %d of %d runs paired)", pairs,
+				 nr_runs);
+		} else {
+			snprintf(ratio, sizeof(ratio),
+				 r < 0.1 ? "%.3f" : "%.2f", r);
+			if (op->target > 0)
+				snprintf(notes, sizeof(notes),
+					 "  target <= %.2f: %s", op->target,
+					 r <= op->target ? "met" : "MISSED");
+		}
 	}
 	if (op->fn)
 		snprintf(iters, sizeof(iters), "%d x %d", op->iters, nr_runs);

@@ -8,7 +8,7 @@
  *   R8   timed iterations (>= 1)
  *   R9   warm-up iterations run first, untimed
  *   R10  base address (touch, mmio guests)
- *   R11  stride (touch guest)
+ *   R11  stride (touch guest); which vCPU (IPI guest: 0 measures, 1 answers)
  * Output: an OUT to PORT_MARK just before and just after the timed loop
  * (the host reads its clock at each), the TSC cycles of the timed loop,
  * OUT to PORT_RESULT as two 4-byte values (low half first), then an OUT
@@ -22,9 +22,11 @@
 #define BG_PDPT		0x3000		/* identity mapped in 2 MiB pages */
 #define BG_PD		0x4000
 #define BG_IDT		0x5000		/* 256 gates, for the timer guest */
+#define BG_IPI_FLAGS	0x6000		/* the IPI guest's two flags */
 #define BG_LOAD		0x10000		/* every guest is linked here */
 #define BG_LOAD_MAX	0x10000		/* room for the image */
 #define BG_STACK_TOP	0x80000
+#define BG_STACK_AP	0x70000		/* the second vCPU's */
 #define BG_RAM_SIZE	0x200000	/* slot 0: 2 MiB at GPA 0 */
 
 #define BG_SEL_CODE	0x08
